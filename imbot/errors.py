@@ -1,0 +1,342 @@
+"""The typed errors imbot raises, drawn in one place.
+
+```
+ImbotError
+├── SetupError (also RuntimeError)     misuse caught at registration or start-up
+├── ConfigError (also SetupError)      a missing or invalid setting (API key, handle, URL)
+├── InkboxError                        the API answered with an error status
+│   ├── BadRequest                     400  e.g. identity not iMessage-enabled
+│   ├── Unauthorized                   401  missing or wrong API key
+│   ├── Forbidden                      403
+│   │   └── RecipientBlocked           403  recipient_blocked (contact rule or whitelist)
+│   ├── NotFound                       404
+│   │   └── NotConnected               404  no_assignment: the human never texted connect
+│   ├── Conflict                       409
+│   │   ├── ConversationInactive       409  released, not messaged yet, or a group
+│   │   ├── IdempotencyKeyReused       409  same Idempotency-Key, different request
+│   │   └── DuplicateContactRule       409  a rule already covers that number
+│   ├── PayloadTooLarge                413  media over the size cap
+│   ├── Unprocessable                  422  body or query validation failed
+│   │   └── RecipientNotE164           422  the remote party is not a phone number
+│   ├── RateLimited                    429  send cap reached; see retry_after
+│   └── ServerError                    5xx
+├── TransportError                     no HTTP answer: refused, reset, timed out
+├── MediaTooLarge (also ValueError)    refused locally, before any upload
+└── WebhookError                       an inbound webhook request was refused
+    ├── InvalidSignature               bad, missing or stale signature headers
+    ├── BodyTooLarge                   the body is over the server's limit
+    └── MalformedEvent                 the body is not a valid event envelope
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "BadRequest",
+    "BodyTooLarge",
+    "ConfigError",
+    "Conflict",
+    "ConversationInactive",
+    "DuplicateContactRule",
+    "Forbidden",
+    "IdempotencyKeyReused",
+    "ImbotError",
+    "InkboxError",
+    "InvalidSignature",
+    "MalformedEvent",
+    "MediaTooLarge",
+    "NotConnected",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "RecipientBlocked",
+    "RecipientNotE164",
+    "ServerError",
+    "SetupError",
+    "TransportError",
+    "Unauthorized",
+    "Unprocessable",
+    "WebhookError",
+    "error_for_response",
+]
+
+
+class ImbotError(Exception):
+    """Root of every error imbot raises on purpose."""
+
+
+class SetupError(ImbotError, RuntimeError):
+    """The bot was set up wrongly: a bad handler, a late registration, a missing part."""
+
+
+class ConfigError(SetupError):
+    """A setting is missing or invalid; the message names the setting and how to give it."""
+
+
+class InkboxError(ImbotError):
+    """The Inkbox API (or the simulator) answered with an error status.
+
+    Attributes:
+        status: the HTTP status code.
+        code: the machine code from ``detail.error`` (or ``detail.code``), if any.
+        detail: the decoded ``detail`` member: a string, an object or a list.
+        message: a human-readable summary.
+        idempotency_key: the key the failed send carried, so it can be looked up later.
+        retry_after: seconds from ``Retry-After``, when the server sent one.
+        agent_support: escalation text from the server, when present.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        detail: Any = None,
+        idempotency_key: str | None = None,
+        retry_after: float | None = None,
+        agent_support: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.idempotency_key = idempotency_key
+        self.retry_after = retry_after
+        self.agent_support = agent_support
+
+    def __str__(self) -> str:
+        code = f" {self.code}" if self.code else ""
+        return f"{self.status}{code}: {self.message}"
+
+
+class BadRequest(InkboxError):
+    """400: the request cannot be served as asked (for example iMessage is not enabled)."""
+
+
+class Unauthorized(InkboxError):
+    """401: the API key is missing or wrong. Set ``INKBOX_API_KEY`` or pass ``api_key=``."""
+
+
+class Forbidden(InkboxError):
+    """403: the key may not do this (admin-only call, another identity's resource)."""
+
+
+class RecipientBlocked(Forbidden):
+    """403 ``recipient_blocked``: a contact rule or the whitelist blocks this number.
+
+    Attributes:
+        matched_rule_id: the blocking rule, or ``None`` when the whitelist default blocked.
+        address: the blocked E.164 number.
+    """
+
+    @property
+    def matched_rule_id(self) -> str | None:
+        """The id of the contact rule that blocked the send, if one did."""
+        return _detail_field(self.detail, "matched_rule_id")
+
+    @property
+    def address(self) -> str | None:
+        """The blocked number."""
+        return _detail_field(self.detail, "address")
+
+
+class NotFound(InkboxError):
+    """404: no such resource, or not visible to this key."""
+
+
+class NotConnected(NotFound):
+    """404 ``no_assignment``: the human has not texted ``connect @handle`` to the router.
+
+    Attributes:
+        connect_command: the text the human must send, when the server gave it.
+        router_number: the router number to send it to, when the server gave it.
+    """
+
+    @property
+    def connect_command(self) -> str | None:
+        """The connect text the human must send first."""
+        return _detail_field(self.detail, "connect_command")
+
+    @property
+    def router_number(self) -> str | None:
+        """The router number the human must text."""
+        return _detail_field(self.detail, "router_number")
+
+
+class Conflict(InkboxError):
+    """409: the request conflicts with the current state."""
+
+
+class ConversationInactive(Conflict):
+    """409: the conversation is released, silent so far, or a group that does not allow this."""
+
+
+class IdempotencyKeyReused(Conflict):
+    """409 ``idempotency_key_reused``: the key was used before with a different request."""
+
+
+class DuplicateContactRule(Conflict):
+    """409: a contact rule already covers that number; see ``existing_rule_id``."""
+
+    @property
+    def existing_rule_id(self) -> str | None:
+        """The id of the rule that already covers the number."""
+        return _detail_field(self.detail, "existing_rule_id")
+
+
+class PayloadTooLarge(InkboxError):
+    """413: the server refused an upload over its size cap."""
+
+
+class Unprocessable(InkboxError):
+    """422: the body or query failed validation; ``detail`` says which field."""
+
+
+class RecipientNotE164(Unprocessable):
+    """422 ``recipient_not_e164``: the remote party is not a phone number (receive-only)."""
+
+
+class RateLimited(InkboxError):
+    """429: too many requests or the rolling 24-hour send cap; wait ``retry_after`` seconds."""
+
+
+class ServerError(InkboxError):
+    """5xx: the server failed; sends are retried automatically before this is raised."""
+
+
+class TransportError(ImbotError):
+    """The request got no HTTP answer: connection refused or reset, or a timeout.
+
+    Attributes:
+        idempotency_key: the key a failed send carried, so it can be retried safely.
+    """
+
+    def __init__(self, message: str, *, idempotency_key: str | None = None) -> None:
+        super().__init__(message)
+        self.idempotency_key = idempotency_key
+
+
+class MediaTooLarge(ImbotError, ValueError):
+    """A file is over the 10 MiB media cap; refused before any byte is uploaded."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"media is {size} bytes, over the {limit}-byte limit; "
+            "send a smaller file or a link to it"
+        )
+        self.size = size
+        self.limit = limit
+
+
+class WebhookError(ImbotError):
+    """An inbound webhook request was refused before any handler ran."""
+
+
+class InvalidSignature(WebhookError):
+    """The signature headers are missing, wrong or outside the timestamp window.
+
+    Attributes:
+        reason: a short machine-readable reason (``missing_header``, ``bad_signature``,
+            ``stale_timestamp``, ``bad_timestamp``, ``no_secret``).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class BodyTooLarge(WebhookError):
+    """The webhook body is larger than the server accepts."""
+
+
+class MalformedEvent(WebhookError):
+    """The webhook body is not JSON, or not a valid event envelope."""
+
+
+def _detail_field(detail: Any, name: str) -> str | None:
+    if isinstance(detail, Mapping):
+        value = detail.get(name)
+        return None if value is None else str(value)
+    return None
+
+
+_BY_STATUS: dict[int, type[InkboxError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: Unprocessable,
+    429: RateLimited,
+}
+
+_BY_CODE: dict[str, type[InkboxError]] = {
+    "recipient_blocked": RecipientBlocked,
+    "no_assignment": NotConnected,
+    "idempotency_key_reused": IdempotencyKeyReused,
+    "conversation_released": ConversationInactive,
+    "recipient_has_not_messaged": ConversationInactive,
+    "group_unsupported": ConversationInactive,
+    "recipient_not_e164": RecipientNotE164,
+    "duplicate_contact_rule": DuplicateContactRule,
+    "media_too_large": PayloadTooLarge,
+}
+
+
+def error_for_response(
+    status: int,
+    body: Any,
+    *,
+    idempotency_key: str | None = None,
+    retry_after: float | None = None,
+) -> InkboxError:
+    """Build the typed error for an error response.
+
+    Args:
+        status: the HTTP status code.
+        body: the decoded JSON body (or ``None`` when it was not JSON).
+        idempotency_key: the key the request carried, if any.
+        retry_after: the parsed ``Retry-After`` header, if any.
+
+    Returns:
+        The most specific ``InkboxError`` subclass for the status and error code.
+    """
+    detail: Any = body.get("detail") if isinstance(body, Mapping) else body
+    agent_support = body.get("agent_support") if isinstance(body, Mapping) else None
+    code: str | None = None
+    message: str
+    if isinstance(detail, Mapping):
+        raw_code = detail.get("error") or detail.get("code")
+        code = str(raw_code) if raw_code else None
+        message = str(detail.get("message") or code or f"HTTP {status}")
+        if status == 409 and "existing_rule_id" in detail:
+            code = code or "duplicate_contact_rule"
+    elif isinstance(detail, str):
+        message = detail
+    elif isinstance(detail, list) and detail:
+        first = detail[0]
+        if isinstance(first, Mapping):
+            loc = ".".join(str(p) for p in first.get("loc", []))
+            message = f"{loc}: {first.get('msg', 'invalid')}" if loc else str(first.get("msg"))
+        else:
+            message = str(first)
+    else:
+        message = f"HTTP {status}"
+    cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else InkboxError
+    return cls(
+        message,
+        status=status,
+        code=code,
+        detail=detail,
+        idempotency_key=idempotency_key,
+        retry_after=retry_after,
+        agent_support=agent_support if isinstance(agent_support, str) else None,
+    )
