@@ -20,7 +20,9 @@ ImbotError
 │   │   └── RecipientNotE164           422  the remote party is not a phone number
 │   ├── RateLimited                    429  send cap reached; see retry_after
 │   └── ServerError                    5xx
-├── TransportError                     no HTTP answer: refused, reset, timed out
+├── TransportError                     no usable HTTP answer: reset, timed out, unreadable
+│   └── ConnectError                   the connection could not be opened; nothing was sent
+├── InvalidRequest (also ValueError)   a request refused locally, before anything is sent
 ├── MediaTooLarge (also ValueError)    refused locally, before any upload
 └── WebhookError                       an inbound webhook request was refused
     ├── InvalidSignature               bad, missing or stale signature headers
@@ -39,12 +41,14 @@ __all__ = [
     "BodyTooLarge",
     "ConfigError",
     "Conflict",
+    "ConnectError",
     "ConversationInactive",
     "DuplicateContactRule",
     "Forbidden",
     "IdempotencyKeyReused",
     "ImbotError",
     "InkboxError",
+    "InvalidRequest",
     "InvalidSignature",
     "MalformedEvent",
     "MediaTooLarge",
@@ -210,7 +214,7 @@ class ServerError(InkboxError):
 
 
 class TransportError(ImbotError):
-    """The request got no HTTP answer: connection refused or reset, or a timeout.
+    """The request got no usable HTTP answer: reset, timed out, or an unreadable body.
 
     Attributes:
         idempotency_key: the key a failed send carried, so it can be retried safely.
@@ -219,6 +223,27 @@ class TransportError(ImbotError):
     def __init__(self, message: str, *, idempotency_key: str | None = None) -> None:
         super().__init__(message)
         self.idempotency_key = idempotency_key
+
+
+class ConnectError(TransportError):
+    """The connection could not be opened (refused, DNS, TLS), so nothing was sent.
+
+    Unlike other transport errors, this one is safe to retry for any request.
+    """
+
+
+class InvalidRequest(ImbotError, ValueError):
+    """A request was refused locally, before anything was sent: a field value is invalid.
+
+    It is also a ``ValueError``. The message names the field and what is wrong with it.
+
+    Attributes:
+        errors: one dict per problem, each with ``loc`` (the field path) and ``msg``.
+    """
+
+    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
 
 
 class MediaTooLarge(ImbotError, ValueError):
@@ -328,9 +353,14 @@ def error_for_response(
             message = str(first)
     else:
         message = f"HTTP {status}"
-    cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status)
-    if cls is None:
-        cls = ServerError if status >= 500 else InkboxError
+    by_status = _BY_STATUS.get(status) or (ServerError if status >= 500 else InkboxError)
+    cls = _BY_CODE.get(code or "", by_status)
+    if status == 409 and isinstance(detail, Mapping) and "existing_rule_id" in detail:
+        # The rule id is what makes a duplicate-rule conflict, whatever code names it.
+        cls = DuplicateContactRule
+    elif by_status is InkboxError or not issubclass(cls, by_status):
+        # A known code under an unexpected status must not change the status family.
+        cls = by_status
     return cls(
         message,
         status=status,

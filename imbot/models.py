@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -33,6 +33,7 @@ __all__ = [
     "MediaUpload",
     "Message",
     "MessageReaction",
+    "Open",
     "Reaction",
     "Recipient",
     "RequestModel",
@@ -70,6 +71,11 @@ def _check_e164(value: str) -> str:
 
 E164 = Annotated[str, AfterValidator(_check_e164)]
 """A string that must be an E.164 phone number."""
+
+_E = TypeVar("_E", bound=StrEnum)
+
+Open = Annotated[_E | str, Field(union_mode="left_to_right")]
+"""An enum read tolerantly: a known value becomes the member, an unknown one stays a string."""
 
 
 class WireModel(BaseModel):
@@ -205,8 +211,8 @@ class Recipient(WireModel):
     """Per-recipient delivery state of an outbound message."""
 
     remote_number: str
-    delivery_status: DeliveryStatus | str | None = None
-    service: Service | str | None = None
+    delivery_status: Open[DeliveryStatus] | None = None
+    service: Open[Service] | None = None
     error_code: str | None = None
     error_message: str | None = None
     error_reason: str | None = None
@@ -220,8 +226,8 @@ class MessageReaction(WireModel):
     """A live tapback embedded in a message's ``reactions`` list."""
 
     id: str
-    direction: Direction | str
-    reaction: TapbackKind | str
+    direction: Open[Direction]
+    reaction: Open[TapbackKind]
     remote_number: str
     created_at: datetime
     custom_emoji: str | None = None
@@ -237,15 +243,15 @@ class Message(WireModel):
     id: str
     conversation_id: str
     assignment_id: str | None = None
-    direction: Direction | str
+    direction: Open[Direction]
     remote_number: str | None = None
     content: str | None = None
     message_type: str = "message"
-    service: Service | str = Service.IMESSAGE
-    send_style: SendStyle | str | None = None
+    service: Open[Service] = Service.IMESSAGE
+    send_style: Open[SendStyle] | None = None
     media: list[MediaItem] | None = None
     was_downgraded: bool | None = None
-    status: DeliveryStatus | str | None = None
+    status: Open[DeliveryStatus] | None = None
     error_code: str | None = None
     error_message: str | None = None
     error_reason: str | None = None
@@ -283,7 +289,7 @@ class Conversation(WireModel):
     remote_number: str | None = None
     created_at: datetime
     updated_at: datetime
-    assignment_status: AssignmentStatus | str | None = None
+    assignment_status: Open[AssignmentStatus] | None = None
     participants: list[str] | None = None
     is_group: bool = False
     group_creation_status: str | None = None
@@ -294,7 +300,7 @@ class ConversationSummary(Conversation):
 
     latest_text: str | None = None
     latest_message_at: datetime | None = None
-    latest_direction: Direction | str | None = None
+    latest_direction: Open[Direction] | None = None
     latest_has_media: bool = False
     unread_count: int = 0
     total_count: int = 0
@@ -307,7 +313,7 @@ class Assignment(WireModel):
     remote_number: str
     agent_identity_id: str
     organization_id: str
-    status: AssignmentStatus | str
+    status: Open[AssignmentStatus]
     created_at: datetime
     updated_at: datetime
     released_at: datetime | None = None
@@ -320,8 +326,8 @@ class Reaction(WireModel):
     conversation_id: str
     assignment_id: str | None = None
     target_message_id: str
-    direction: Direction | str
-    reaction: TapbackKind | str
+    direction: Open[Direction]
+    reaction: Open[TapbackKind]
     custom_emoji: str | None = None
     remote_number: str
     part_index: int = 0
@@ -356,11 +362,11 @@ class ContactRule(WireModel):
 
     id: str
     agent_identity_id: str
-    action: RuleAction | str
+    action: Open[RuleAction]
     match_type: str = "exact_number"
     match_target: str
-    status: ContactRuleStatus | str = ContactRuleStatus.ACTIVE
-    direction: RuleDirection | str = RuleDirection.BOTH
+    status: Open[ContactRuleStatus] = ContactRuleStatus.ACTIVE
+    direction: Open[RuleDirection] = RuleDirection.BOTH
     contact: dict[str, Any] | None = None
     created_at: datetime
     updated_at: datetime
@@ -376,7 +382,7 @@ class Identity(WireModel):
     description: str | None = None
     email_address: str | None = None
     imessage_enabled: bool = False
-    imessage_filter_mode: FilterMode | str = FilterMode.BLACKLIST
+    imessage_filter_mode: Open[FilterMode] = FilterMode.BLACKLIST
     contact_sharing_enabled: bool = True
     signing_key_configured: bool | None = None
     signing_key_created_at: datetime | None = None

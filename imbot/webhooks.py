@@ -121,7 +121,9 @@ def verify(
         InvalidSignature: with ``reason`` one of ``no_secret``, ``missing_header``,
             ``bad_timestamp``, ``stale_timestamp`` or ``bad_signature``.
     """
-    keys = [secrets] if isinstance(secrets, str) else [s for s in secrets if s]
+    given = [secrets] if isinstance(secrets, str) else list(secrets)
+    # An empty key would let anyone sign; treat it as no key at all.
+    keys = [s for s in given if s and _key_bytes(s)]
     if not keys:
         raise InvalidSignature("no_secret", "no signing key is configured to verify webhooks")
     signature = _header(headers, SIGNATURE_HEADER)

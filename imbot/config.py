@@ -1,0 +1,205 @@
+"""Settings: where the API key and the base URL come from, resolved once at the edge.
+
+Each setting is taken from the first place that has a non-empty value:
+
+1. the argument passed in code,
+2. the environment (``INKBOX_API_KEY``, ``INKBOX_BASE_URL``),
+3. the ``~/.inkbox/config`` file (``api_key = ...``, ``base_url = ...``), the same file the
+   official Inkbox CLI and SDK read.
+
+The base URL defaults to ``https://inkbox.ai``. Plain ``http://`` is accepted only for
+``localhost`` and ``127.0.0.1`` (the simulator), so an API key never crosses a network in clear.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from imbot.errors import ConfigError
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "Settings",
+    "default_config_path",
+    "normalize_base_url",
+    "read_config_file",
+    "resolve_settings",
+]
+
+DEFAULT_BASE_URL = "https://inkbox.ai"
+"""The Inkbox API origin used when no base URL is configured."""
+
+API_KEY_ENV = "INKBOX_API_KEY"
+"""The environment variable holding the API key."""
+
+BASE_URL_ENV = "INKBOX_BASE_URL"
+"""The environment variable holding the API origin."""
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1"})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The resolved connection settings of an Inkbox client.
+
+    Attributes:
+        api_key: the ``X-API-Key`` value (``ApiKey_...``).
+        base_url: the API origin without a trailing slash, e.g. ``https://inkbox.ai``.
+        api_key_source: where the key came from: ``argument``, ``env`` or the config file path.
+        base_url_source: where the base URL came from: ``argument``, ``env``, the config file
+            path, or ``default``.
+    """
+
+    api_key: str
+    base_url: str = DEFAULT_BASE_URL
+    api_key_source: str = "argument"
+    base_url_source: str = "default"
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks; show only enough of the key to tell keys apart.
+        return (
+            f"Settings(api_key={_mask(self.api_key)!r}, base_url={self.base_url!r}, "
+            f"api_key_source={self.api_key_source!r}, base_url_source={self.base_url_source!r})"
+        )
+
+
+def _mask(key: str) -> str:
+    return key[:7] + "…" + key[-4:] if len(key) > 16 else "…"
+
+
+def default_config_path() -> Path:
+    """Return ``~/.inkbox/config``, expanded for the current ``HOME``."""
+    return Path("~/.inkbox/config").expanduser()
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Read a ``key = value`` config file.
+
+    Blank lines, lines starting with ``#`` and lines without ``=`` are ignored; keys and
+    values are stripped, and one pair of surrounding quotes is removed from each value.
+    A missing or unreadable file reads as empty.
+
+    Args:
+        path: the file to read.
+
+    Returns:
+        The settings found, by key.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    found: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1].strip()
+        found[key.strip()] = value
+    return found
+
+
+def normalize_base_url(url: str) -> str:
+    """Check an API origin and return it without a trailing slash.
+
+    Args:
+        url: an origin such as ``https://inkbox.ai`` or ``http://127.0.0.1:8787``.
+
+    Returns:
+        The origin, trailing slashes removed.
+
+    Raises:
+        ConfigError: the URL is not http(s), has no host, points at ``/api``, or uses plain
+            http for a host other than ``localhost`` / ``127.0.0.1``.
+    """
+    cleaned = url.strip().rstrip("/")
+    parts = urlsplit(cleaned)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"base URL {url!r} is not an http(s) URL; give an origin such as "
+            f"{DEFAULT_BASE_URL} or http://127.0.0.1:8787"
+        )
+    if parts.path.rstrip("/").endswith(("/api", "/api/v1")):
+        origin = f"{parts.scheme}://{parts.netloc}"
+        raise ConfigError(f"base URL {url!r} includes the API path; give the origin only: {origin}")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"base URL {url!r} must not have a query or a fragment")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        secure = "https://" + cleaned.removeprefix("http://")
+        raise ConfigError(
+            f"base URL {url!r} uses plain http, which would send the API key in clear; "
+            f"use {secure}, or http only for localhost / 127.0.0.1"
+        )
+    return cleaned
+
+
+def resolve_settings(
+    api_key: str | None = None,
+    base_url: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Resolve the API key and base URL: argument, then environment, then config file.
+
+    Empty or blank values count as not given at every level. The config file is read
+    only when an argument and the environment leave a setting open.
+
+    Example:
+        >>> settings = resolve_settings(base_url="http://127.0.0.1:8787", env={
+        ...     "INKBOX_API_KEY": "ApiKey_test"})
+        >>> settings.base_url
+        'http://127.0.0.1:8787'
+
+    Args:
+        api_key: the API key; wins over everything else when given.
+        base_url: the API origin; wins over everything else when given.
+        env: the environment to read; ``os.environ`` when omitted.
+        config_path: the config file; ``~/.inkbox/config`` when omitted.
+
+    Returns:
+        The frozen settings.
+
+    Raises:
+        ConfigError: no API key anywhere, or the base URL is invalid or insecure.
+    """
+    environ = os.environ if env is None else env
+    path = default_config_path() if config_path is None else Path(config_path)
+    file_values: dict[str, str] | None = None
+
+    def pick(name: str, explicit: str | None, env_name: str) -> tuple[str | None, str]:
+        nonlocal file_values
+        if explicit is not None and explicit.strip():
+            return explicit.strip(), "argument"
+        from_env = environ.get(env_name, "").strip()
+        if from_env:
+            return from_env, "env"
+        if file_values is None:
+            file_values = read_config_file(path)
+        from_file = file_values.get(name, "").strip()
+        return (from_file, str(path)) if from_file else (None, "default")
+
+    key, key_source = pick("api_key", api_key, API_KEY_ENV)
+    if key is None:
+        raise ConfigError(
+            f"no Inkbox API key: set {API_KEY_ENV}, pass api_key=..., or add "
+            f"'api_key = ApiKey_...' to {path}"
+        )
+    url, url_source = pick("base_url", base_url, BASE_URL_ENV)
+    try:
+        origin = normalize_base_url(url if url is not None else DEFAULT_BASE_URL)
+    except ConfigError as exc:
+        where = {"argument": "base_url=", "env": BASE_URL_ENV}.get(url_source, url_source)
+        raise ConfigError(f"{exc} (from {where})") from None
+    return Settings(
+        api_key=key, base_url=origin, api_key_source=key_source, base_url_source=url_source
+    )
