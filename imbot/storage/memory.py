@@ -1,0 +1,118 @@
+"""In-process engines: the default inbox and state store.
+
+Nothing here survives a restart. The inbox therefore delivers at most once across a crash:
+an event acknowledged with 200 but not yet handled when the process dies is lost. Both
+engines are plain dict operations with no await inside, so they cost almost nothing on the
+webhook's hot path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+from imbot.inbox import PendingEvent
+
+__all__ = ["MemoryInboxStore", "MemoryStateStore"]
+
+DEFAULT_DEDUPE_WINDOW = 100_000
+"""How many recent event ids the memory inbox remembers."""
+
+
+class MemoryInboxStore:
+    """A dedupe window of the most recently accepted ids, plus the unhandled bodies.
+
+    The window is first-in first-out: once ``window`` newer ids were accepted, an id is
+    forgotten and a redelivery of it would be accepted again. An id whose event is still
+    pending is never forgotten.
+
+    Attributes:
+        durable: always ``False``.
+    """
+
+    durable = False
+
+    __slots__ = ("_order", "_pending", "_seen", "_window")
+
+    def __init__(self, *, window: int = DEFAULT_DEDUPE_WINDOW) -> None:
+        """Create an empty inbox.
+
+        Args:
+            window: how many accepted ids to remember for dedupe (at least 1).
+        """
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        self._window = window
+        # A set for O(1) lookups and a deque for O(1) eviction in arrival order.
+        self._seen: set[str] = set()
+        self._order: deque[str] = deque()
+        self._pending: dict[str, bytes] = {}
+
+    async def add(self, event_id: str, raw: bytes) -> bool:
+        """Record an event; ``False`` when its id is in the window or still pending."""
+        if event_id in self._seen or event_id in self._pending:
+            return False
+        self._seen.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > self._window:
+            self._seen.discard(self._order.popleft())
+        self._pending[event_id] = raw
+        return True
+
+    async def complete(self, event_id: str) -> None:
+        """Drop the event's body; its id stays in the window."""
+        self._pending.pop(event_id, None)
+
+    async def pending(self) -> list[PendingEvent]:
+        """Return the unhandled events in the order they were accepted."""
+        return [PendingEvent(event_id, raw) for event_id, raw in self._pending.items()]
+
+    async def close(self) -> None:
+        """Forget everything."""
+        self._seen.clear()
+        self._order.clear()
+        self._pending.clear()
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+
+class MemoryStateStore:
+    """Conversation states kept as JSON strings in a dict.
+
+    Keeping the encoded string (not the dict) means every ``load`` returns a fresh copy, so a
+    handler's unsaved changes never leak into the stored state. An empty state is not kept.
+    """
+
+    __slots__ = ("_states",)
+
+    def __init__(self) -> None:
+        """Create an empty store."""
+        self._states: dict[str, str] = {}
+
+    async def load(self, conversation_id: str) -> dict[str, Any] | None:
+        """Return a copy of the saved state, or ``None``."""
+        encoded = self._states.get(conversation_id)
+        if encoded is None:
+            return None
+        data: dict[str, Any] = json.loads(encoded)
+        return data
+
+    async def save(self, conversation_id: str, data: dict[str, Any]) -> None:
+        """Replace the saved state; an empty ``data`` deletes it."""
+        if not data:
+            self._states.pop(conversation_id, None)
+            return
+        self._states[conversation_id] = json.dumps(data, separators=(",", ":"), allow_nan=False)
+
+    async def delete(self, conversation_id: str) -> None:
+        """Forget the state."""
+        self._states.pop(conversation_id, None)
+
+    async def close(self) -> None:
+        """Forget every state."""
+        self._states.clear()
+
+    def __len__(self) -> int:
+        return len(self._states)
