@@ -1,0 +1,130 @@
+"""Logging setup for ``bot.run()`` and the CLI: readable in a terminal, JSON otherwise.
+
+imbot logs with structlog under the logger name ``imbot`` and never configures logging at
+import time: a program that embeds a bot (``await bot.serve()``) keeps its own setup.
+``bot.run()`` and the ``imbot`` CLI call ``configure_logging()``:
+
+- ``IMBOT_LOG_FORMAT=json`` (or ``console``) picks the format; by default JSON lines when
+  the output is not a terminal, coloured key=value lines when it is;
+- ``IMBOT_LOG_LEVEL`` (``DEBUG``, ``INFO``…) picks the level; ``INFO`` by default.
+
+Per-event debug logs on the hot path are emitted only when debug logging was switched on
+here, so a production bot pays nothing for them.
+"""
+
+from __future__ import annotations
+
+import logging as _stdlib_logging
+import os
+import sys
+from typing import Any, Literal, TextIO
+
+__all__ = ["configure_logging", "debug_enabled", "set_debug"]
+
+_LEVELS = {
+    "CRITICAL": _stdlib_logging.CRITICAL,
+    "ERROR": _stdlib_logging.ERROR,
+    "WARNING": _stdlib_logging.WARNING,
+    "INFO": _stdlib_logging.INFO,
+    "DEBUG": _stdlib_logging.DEBUG,
+}
+
+
+class _Switch:
+    __slots__ = ("debug",)
+
+    def __init__(self) -> None:
+        self.debug = False
+
+
+_switch = _Switch()
+
+
+def debug_enabled() -> bool:
+    """Whether imbot's per-event debug logs are on (cheap enough for the hot path)."""
+    return _switch.debug
+
+
+def set_debug(enabled: bool) -> None:
+    """Switch imbot's per-event debug logs on or off without reconfiguring structlog.
+
+    Example:
+        >>> set_debug(True)   # e.g. after configuring structlog yourself at DEBUG
+    """
+    _switch.debug = bool(enabled)
+
+
+def _level(value: str | int | None) -> int:
+    if value is None:
+        value = os.environ.get("IMBOT_LOG_LEVEL", "") or "INFO"
+    if isinstance(value, int):
+        return value
+    try:
+        return _LEVELS[value.strip().upper()]
+    except KeyError:
+        from imbot.errors import ConfigError
+
+        raise ConfigError(f"unknown log level {value!r}; use one of {', '.join(_LEVELS)}") from None
+
+
+def configure_logging(
+    level: str | int | None = None,
+    *,
+    fmt: Literal["json", "console"] | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog (and the standard library's root logger) for a bot process.
+
+    Example:
+        >>> configure_logging()                 # what bot.run() does
+        >>> configure_logging("DEBUG", fmt="json")
+
+    Args:
+        level: the minimum level; ``IMBOT_LOG_LEVEL`` or ``INFO`` when omitted.
+        fmt: ``"json"`` or ``"console"``; ``IMBOT_LOG_FORMAT``, else JSON unless ``stream``
+            is a terminal.
+        stream: where logs go; ``sys.stderr`` when omitted.
+
+    Raises:
+        ConfigError: an unknown level or format.
+    """
+    import structlog
+
+    out = sys.stderr if stream is None else stream
+    minimum = _level(level)
+    chosen = fmt or (os.environ.get("IMBOT_LOG_FORMAT", "").strip().lower() or None)
+    if chosen is None:
+        chosen = "console" if _isatty(out) else "json"
+    if chosen not in ("json", "console"):
+        from imbot.errors import ConfigError
+
+        raise ConfigError(f"unknown log format {chosen!r}; use 'json' or 'console'")
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if chosen == "json":
+        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=_isatty(out)))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(minimum),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=True,
+    )
+    root = _stdlib_logging.getLogger()
+    if not root.handlers:
+        handler = _stdlib_logging.StreamHandler(out)
+        handler.setFormatter(_stdlib_logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(max(minimum, _stdlib_logging.WARNING))
+    set_debug(minimum <= _stdlib_logging.DEBUG)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

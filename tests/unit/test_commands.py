@@ -1,0 +1,185 @@
+"""Commands: parsing the first word, binding typed arguments, usage lines, setup errors."""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Literal
+
+import pytest
+
+from imbot.commands import (
+    CommandArgumentError,
+    CommandSignature,
+    check_command_name,
+    parse_command,
+)
+from imbot.errors import SetupError
+
+
+class Size(enum.Enum):
+    SMALL = "s"
+    LARGE = "l"
+
+
+async def remind(ctx: object, minutes: int, *, text: str) -> None:
+    """Remind you of something."""
+
+
+async def roll(ctx: object, sides: int = 6, *extra: float) -> None: ...
+
+
+async def order(ctx: object, size: Size, color: Literal["red", "blue"] | None = None) -> None: ...
+
+
+async def rename(ctx: object, json: str, copy: bool = False) -> None: ...
+
+
+async def note(ctx: object, *, text: str = "") -> None: ...
+
+
+async def connect(ctx: object) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/Remind 5  buy milk", ("remind", "5  buy milk")),
+        ("help", ("help", "")),
+        ("  /help   ", ("help", "")),
+        ("connect @echo", ("connect", "@echo")),
+        ("", None),
+        (None, None),
+        ("   ", None),
+    ],
+)
+def test_parse_command(text: str | None, expected: tuple[str, str] | None) -> None:
+    assert parse_command(text, ("/", "")) == expected
+
+
+def test_parse_command_requires_a_prefix_when_empty_prefix_is_not_allowed() -> None:
+    assert parse_command("help", ("/",)) is None
+    assert parse_command("!help", ("!", "/")) == ("help", "")
+    assert parse_command("/", ("/",)) is None
+
+
+def test_rest_of_text_goes_to_the_keyword_only_str() -> None:
+    signature = CommandSignature(remind)
+    assert signature.bind("5  buy milk  now ") == {"minutes": 5, "text": "buy milk  now"}
+    assert signature.call_args({"minutes": 5, "text": "x"}) == ((5,), {"text": "x"})
+    assert signature.usage("remind") == "remind <minutes:int> <text>"
+    assert signature.usage("remind", "/") == "/remind <minutes:int> <text>"
+    assert not signature.free
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "missing <minutes>"),
+        ("5", "missing <text>"),
+        ("soon buy milk", "minutes: Input should be a valid integer"),
+    ],
+)
+def test_bad_arguments_say_what_is_wrong(text: str, reason: str) -> None:
+    with pytest.raises(CommandArgumentError, match=re.escape(reason)):
+        CommandSignature(remind).bind(text)
+
+
+def test_bad_value_names_the_input() -> None:
+    with pytest.raises(CommandArgumentError) as caught:
+        CommandSignature(remind).bind("soon buy milk")
+    assert "(got 'soon')" in caught.value.reason
+
+
+def test_optional_and_variadic() -> None:
+    signature = CommandSignature(roll)
+    assert signature.bind("") == {"sides": 6, "extra": []}
+    assert signature.bind("20 1.5 2") == {"sides": 20, "extra": [1.5, 2.0]}
+    assert signature.call_args(signature.bind("20 1.5 2")) == ((20, 1.5, 2.0), {})
+    assert signature.usage("roll") == "roll [sides:int] [extra:float...]"
+
+
+def test_enums_and_literals_validate_and_show_choices() -> None:
+    signature = CommandSignature(order)
+    assert signature.bind("l blue") == {"size": Size.LARGE, "color": "blue"}
+    assert signature.bind("s") == {"size": Size.SMALL, "color": None}
+    assert signature.usage("order") == "order <size:s|l> [color:red|blue]"
+    with pytest.raises(CommandArgumentError, match="color"):
+        signature.bind("s green")
+
+
+def test_extra_words_are_refused_when_parameters_are_declared() -> None:
+    with pytest.raises(CommandArgumentError, match="unexpected extra text: 'c d'"):
+        CommandSignature(order).bind("s red c d")
+
+
+def test_parameter_names_that_clash_with_pydantic_attributes_work() -> None:
+    assert CommandSignature(rename).bind("a yes") == {"json": "a", "copy": True}
+
+
+def test_a_handler_without_parameters_takes_any_text() -> None:
+    signature = CommandSignature(connect)
+    assert signature.free
+    assert signature.bind("@echo and more") == {}
+    assert signature.usage("connect") == "connect"
+
+
+def test_optional_rest() -> None:
+    signature = CommandSignature(note)
+    assert signature.bind("") == {"text": ""}
+    assert signature.bind("  hello  world ") == {"text": "hello  world"}
+    assert signature.usage("note", "/") == "/note [text]"
+
+
+async def two_rests(ctx: object, *, a: str, b: str) -> None: ...
+
+
+async def int_rest(ctx: object, *, n: int) -> None: ...
+
+
+async def star_and_rest(ctx: object, *a: str, b: str) -> None: ...
+
+
+async def kwargs(ctx: object, **k: str) -> None: ...
+
+
+async def no_params() -> None: ...
+
+
+async def unresolvable(ctx: object, a: NotImported) -> None:  # type: ignore[name-defined]  # noqa: F821
+    ...
+
+
+@pytest.mark.parametrize(
+    ("handler", "words"),
+    [
+        (two_rests, "two keyword-only parameters"),
+        (int_rest, "must be annotated str"),
+        (star_and_rest, "keep one of them"),
+        (kwargs, "cannot take **k"),
+        (no_params, "must take the context first"),
+        (unresolvable, "cannot resolve the annotation 'NotImported'"),
+    ],
+)
+def test_signatures_that_cannot_take_words_fail_at_registration(
+    handler: object, words: str
+) -> None:
+    with pytest.raises(SetupError, match=re.escape(words)):
+        CommandSignature(handler)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("Help", "help"), ("r", "r"), ("über", "über")],
+)
+def test_command_names_are_case_folded(name: str, expected: str) -> None:
+    assert check_command_name(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("/help", "without prefix"), ("two words", "one word"), ("", "one word")],
+)
+def test_bad_command_names(name: str, words: str) -> None:
+    with pytest.raises(SetupError, match=words):
+        check_command_name(name)
