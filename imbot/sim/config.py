@@ -1,0 +1,87 @@
+"""The simulator's settings, frozen once it starts, and its clock."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["DEFAULT_TRIAGE_NUMBER", "Clock", "SimConfig"]
+
+DEFAULT_TRIAGE_NUMBER = "+15550100000"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Everything that shapes one simulator run.
+
+    Attributes:
+        db: SQLite file path, or ``":memory:"`` for a throwaway store.
+        host: the interface to bind; loopback by default.
+        port: the TCP port; ``0`` picks a free one.
+        admin_key: the admin API key; ``None`` reuses the stored one or mints one.
+        triage_number: the router number humans text ``connect @handle`` to.
+        delivery_delay: seconds between ``sent`` and ``delivered`` for outbound messages.
+        send_cap: outbound messages per identity per rolling 24 hours; ``None`` for no cap.
+        connect_event: whether the human's ``connect @handle`` text reaches the agent as
+            the conversation's first ``imessage.received``.
+        webhook_retry_delays: seconds to wait before each retry of a failed delivery;
+            the number of attempts is one more than its length.
+        webhook_timeout: seconds one delivery attempt may take.
+        webhook_workers: how many deliveries may be in flight at once.
+        unreachable: phone numbers whose deliveries fail from the start.
+        typing_ttl: seconds a typing bubble stays up without a refresh.
+        media_limit: the largest media upload, in bytes.
+    """
+
+    db: str = ":memory:"
+    host: str = "127.0.0.1"
+    port: int = 0
+    admin_key: str | None = None
+    triage_number: str = DEFAULT_TRIAGE_NUMBER
+    delivery_delay: float = 0.0
+    send_cap: int | None = 100
+    connect_event: bool = True
+    webhook_retry_delays: tuple[float, ...] = (5, 30, 120, 600, 1800)
+    webhook_timeout: float = 10.0
+    webhook_workers: int = 16
+    unreachable: tuple[str, ...] = ()
+    typing_ttl: float = 60.0
+    media_limit: int = 10 * 1024 * 1024
+
+
+class Clock:
+    """Wall-clock time whose ISO stamps never repeat or go backwards.
+
+    Rows from several tables are merged by ``created_at`` (the phone timeline), so two
+    stamps taken in the same microsecond would make the order ambiguous; each new stamp
+    is at least one microsecond after the previous one.
+    """
+
+    def __init__(self) -> None:
+        self._last_us = 0
+
+    def time(self) -> float:
+        """Return Unix seconds, as a float."""
+        return time.time()
+
+    def now(self) -> str:
+        """Return a fresh ISO 8601 UTC stamp with microseconds and a ``Z`` suffix."""
+        us = int(time.time() * 1_000_000)
+        if us <= self._last_us:
+            us = self._last_us + 1
+        self._last_us = us
+        return iso_from_us(us)
+
+
+def iso_from_us(us: int) -> str:
+    """Format Unix microseconds as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+    # Integer arithmetic: a float of Unix seconds cannot hold every microsecond exactly.
+    moment = _EPOCH + timedelta(microseconds=us)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso_from_seconds(seconds: float) -> str:
+    """Format Unix seconds as an ISO 8601 UTC stamp (microseconds, ``Z``)."""
+    return iso_from_us(int(seconds * 1_000_000))

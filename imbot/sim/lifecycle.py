@@ -1,0 +1,149 @@
+"""Outbound lifecycle (queued → sent → delivered, or error) and typing-bubble expiry.
+
+One task takes every due step in a batch and applies the batch in one transaction, so
+a burst of sends costs one commit per wake-up rather than one per message.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from imbot.sim.core import Core, Effects
+from imbot.sim.render import webhook_message
+from imbot.sim.store import Row
+from imbot.sim.timers import DueQueue
+
+__all__ = ["Job", "Lifecycle", "message_event"]
+
+_UNREACHABLE_MESSAGE = "The recipient's device could not be reached"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One scheduled step.
+
+    Attributes:
+        kind: ``send`` (queued → sent/error), ``deliver`` (sent → delivered/error) or
+            ``typing`` (take the typing bubble down if it has expired).
+        target: the message id, or the conversation id for ``typing``.
+    """
+
+    kind: Literal["send", "deliver", "typing"]
+    target: str
+
+
+def message_event(core: Core, fx: Effects, event_type: str, message_id: str) -> None:
+    """Fan out an ``imessage.*`` event carrying the message's current state."""
+    row = core.message(message_id)
+    if row is None:
+        return
+    identity = core.identity(row["identity_id"])
+    if identity is None:
+        return
+    reactions = core.live_reactions([message_id]).get(message_id)
+    data = {"message": webhook_message(row, reactions), "reaction": None}
+    core.delivery.fanout(fx, identity, event_type, row["conversation_id"], data)
+
+
+class Lifecycle:
+    """Moves outbound messages along and expires typing bubbles.
+
+    Args:
+        core: the simulator's shared state.
+    """
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._queue: DueQueue[Job] = DueQueue()
+
+    def schedule(self, jobs: list[tuple[float, Job]]) -> None:
+        """Schedule committed steps."""
+        for due, job in jobs:
+            self._queue.push(due, job)
+
+    def resume(self) -> None:
+        """Schedule the next step of every message a previous run left in flight."""
+        rows = self._core.store.all(
+            "SELECT id, status FROM messages "
+            "WHERE direction = 'outbound' AND status IN ('queued', 'sent') ORDER BY seq"
+        )
+        now = time.time()
+        for row in rows:
+            self._queue.push(
+                now, Job("send" if row["status"] == "queued" else "deliver", row["id"])
+            )
+
+    def pending(self) -> int:
+        """How many outbound messages are still on their way (tests poll this)."""
+        return int(
+            self._core.store.scalar(
+                "SELECT COUNT(*) FROM messages "
+                "WHERE direction = 'outbound' AND status IN ('queued', 'sent')"
+            )
+        )
+
+    async def run(self) -> None:
+        """Apply due steps until cancelled."""
+        while True:
+            batch = await self._queue.take()
+            with self._core.tx() as fx:
+                for job in batch:
+                    if job.kind == "typing":
+                        self._expire_typing(fx, job.target)
+                    else:
+                        self._step(fx, job)
+
+    def _step(self, fx: Effects, job: Job) -> None:
+        core = self._core
+        row = core.message(job.target)
+        expected = "queued" if job.kind == "send" else "sent"
+        if row is None or row["status"] != expected:
+            return
+        phone = core.store.one("SELECT * FROM phones WHERE number = ?", (row["remote_number"],))
+        now = core.clock.now()
+        if phone is not None and phone["unreachable"]:
+            self._fail(fx, row, phone["error_code"] or "unreachable", now)
+        elif job.kind == "send":
+            core.store.update(
+                "messages", row["id"], {"status": "sent", "sent_at": now, "updated_at": now}
+            )
+            message_event(core, fx, "imessage.sent", row["id"])
+            fx.jobs.append((time.time() + core.config.delivery_delay, Job("deliver", row["id"])))
+        else:
+            core.store.update(
+                "messages",
+                row["id"],
+                {"status": "delivered", "delivered_at": now, "updated_at": now},
+            )
+            message_event(core, fx, "imessage.delivered", row["id"])
+            fx.messages.append(row["id"])
+            self._clear_typing(fx, row)
+
+    def _fail(self, fx: Effects, row: Row, code: str, now: str) -> None:
+        self._core.store.update(
+            "messages",
+            row["id"],
+            {
+                "status": "error",
+                "error_code": code,
+                "error_message": _UNREACHABLE_MESSAGE,
+                "error_reason": "recipient_unreachable",
+                "failed_at": now,
+                "updated_at": now,
+            },
+        )
+        message_event(self._core, fx, "imessage.delivery_failed", row["id"])
+        fx.messages.append(row["id"])
+
+    def _clear_typing(self, fx: Effects, row: Row) -> None:
+        # The bubble gives way to the message it announced.
+        if self._core.typing.pop(row["conversation_id"], None) is not None:
+            fx.typing.append((row["conversation_id"], False))
+
+    def _expire_typing(self, fx: Effects, conversation_id: str) -> None:
+        until = self._core.typing.get(conversation_id)
+        if until is not None and until <= time.time():
+            del self._core.typing[conversation_id]
+            fx.typing.append((conversation_id, False))
