@@ -1,0 +1,35 @@
+"""examples/echo.py, through the test kit."""
+
+from __future__ import annotations
+
+import pytest
+from examples_support import load_example
+
+from imbot import Bot
+from imbot.testing import Conversation
+
+
+@pytest.fixture
+def bot() -> Bot:
+    bot: Bot = load_example("echo").bot
+    return bot
+
+
+async def test_echoes_what_you_say(imbot_chat: Conversation) -> None:
+    await imbot_chat.say("hi")
+    await imbot_chat.expect_reply("hi")
+
+
+async def test_echoes_each_message_in_order(imbot_chat: Conversation) -> None:
+    for text in ("one", "two", "three"):
+        await imbot_chat.say(text)
+    for text in ("one", "two", "three"):
+        await imbot_chat.expect_reply(text)
+    await imbot_chat.expect_silence()
+
+
+@pytest.mark.imbot(connect=False)
+async def test_echoes_the_connect_text_too(imbot_chat: Conversation) -> None:
+    # The simulator passes `connect @handle` on to the bot (as `imbot dev` does).
+    greeting = await imbot_chat.connect()
+    assert [item.text for item in greeting] == ["connect @testbot"]
