@@ -8,7 +8,6 @@ image, and an image reply. The final screen is saved as the README screenshot.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import anyio
