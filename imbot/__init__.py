@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 # name -> module that defines it; loaded on first attribute access (PEP 562).
 _EXPORTS = {
     "AnyEvent": "imbot.events",
-    "AskTimeout": "imbot.context",
+    "AskTimeout": "imbot.errors",
     "Assignment": "imbot.models",
     "BadRequest": "imbot.errors",
     "BodyTooLarge": "imbot.errors",
@@ -77,7 +77,7 @@ _EXPORTS = {
     "ServerError": "imbot.errors",
     "Service": "imbot.models",
     "SetupError": "imbot.errors",
-    "SkipHandler": "imbot.handlers",
+    "SkipHandler": "imbot.errors",
     "Tapback": "imbot.filters",
     "TapbackKind": "imbot.models",
     "Text": "imbot.filters",
@@ -170,8 +170,8 @@ if _typing.TYPE_CHECKING:
     from imbot.bot import BotState as BotState
     from imbot.client import InkboxClient as InkboxClient
     from imbot.commands import CommandInfo as CommandInfo
-    from imbot.context import AskTimeout as AskTimeout
     from imbot.context import Context as Context
+    from imbot.errors import AskTimeout as AskTimeout
     from imbot.errors import BadRequest as BadRequest
     from imbot.errors import BodyTooLarge as BodyTooLarge
     from imbot.errors import ConfigError as ConfigError
@@ -195,6 +195,7 @@ if _typing.TYPE_CHECKING:
     from imbot.errors import RecipientNotE164 as RecipientNotE164
     from imbot.errors import ServerError as ServerError
     from imbot.errors import SetupError as SetupError
+    from imbot.errors import SkipHandler as SkipHandler
     from imbot.errors import TransportError as TransportError
     from imbot.errors import Unauthorized as Unauthorized
     from imbot.errors import Unprocessable as Unprocessable
@@ -215,7 +216,6 @@ if _typing.TYPE_CHECKING:
     from imbot.filters import Tapback as Tapback
     from imbot.filters import Text as Text
     from imbot.filters import as_filter as as_filter
-    from imbot.handlers import SkipHandler as SkipHandler
     from imbot.logging import configure_logging as configure_logging
     from imbot.models import Assignment as Assignment
     from imbot.models import ContactRule as ContactRule

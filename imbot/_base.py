@@ -14,7 +14,6 @@ from typing import Any, Self, TypeVar
 from urllib.parse import quote, urlencode
 
 import anyio
-import structlog
 from pydantic import ValidationError
 
 from imbot import __version__
@@ -28,6 +27,7 @@ from imbot.errors import (
     TransportError,
     error_for_response,
 )
+from imbot.logging import get_logger
 from imbot.transport import AiohttpTransport, Request, Response, Transport
 
 T = TypeVar("T")
@@ -37,7 +37,7 @@ MAX_PAGE_SIZE = 200
 
 QueryValue = str | int | bool | date | None
 
-_log = structlog.get_logger("imbot.client")
+_log = get_logger("imbot.client")
 
 
 def ignore_body(_: bytes) -> None:

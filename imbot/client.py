@@ -19,6 +19,7 @@ from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 
 from imbot._base import check_idempotency_key, check_page, ignore_body, invalid, segment
 from imbot._media import MediaSource, encode_multipart, guess_content_type, read_media
@@ -26,6 +27,7 @@ from imbot._rules_api import _ContactRuleEndpoints
 from imbot._setup_api import _SetupEndpoints
 from imbot.errors import NotConnected, NotFound
 from imbot.models import (
+    MAX_TEXT_LENGTH,
     Assignment,
     Conversation,
     ConversationSummary,
@@ -57,6 +59,25 @@ class _Sent(BaseModel):
 def _parse_sent(body: bytes) -> Message:
     # The send answer wraps the row: {"message": {...}}. One parse, straight from bytes.
     return _Sent.model_validate_json(body).message
+
+
+def _text_reply_body(conversation_id: object, text: object) -> bytes | None:
+    """The body of a text-only send into a conversation, checked as ``SendMessage`` would.
+
+    Nearly every send is this one shape (``ctx.reply(text)``), and building the model to
+    dump it again costs more than the rest of the client's work. Anything else, or anything
+    this check is unsure of, returns ``None``: ``SendMessage`` then validates it and names
+    what is wrong.
+    """
+    if type(conversation_id) is not str or type(text) is not str:
+        return None
+    if not text.strip() or len(text) > MAX_TEXT_LENGTH:
+        return None
+    try:
+        # pydantic's own serializer: the same bytes as SendMessage.model_dump_json.
+        return to_json({"conversation_id": conversation_id, "text": text})
+    except PydanticSerializationError:
+        return None  # e.g. a lone surrogate: let the model refuse it
 
 
 class InkboxClient(_ContactRuleEndpoints, _SetupEndpoints):
@@ -138,18 +159,29 @@ class InkboxClient(_ContactRuleEndpoints, _SetupEndpoints):
             RateLimited: the 24-hour send cap was reached.
             TransportError: no answer after retries; ``idempotency_key`` is on the error.
         """
-        try:
-            message = SendMessage(
-                conversation_id=conversation_id,
-                to=to,
-                text=text,
-                media_urls=media_urls,
-                send_style=send_style,
-                reply_to_message_id=reply_to_message_id,
-                plain_reply_fallback=plain_reply_fallback,
-            )
-        except ValidationError as exc:
-            raise invalid("message", exc) from None
+        body = None
+        if (
+            to is None
+            and media_urls is None
+            and send_style is None
+            and reply_to_message_id is None
+            and plain_reply_fallback is None
+        ):
+            body = _text_reply_body(conversation_id, text)
+        if body is None:
+            try:
+                message = SendMessage(
+                    conversation_id=conversation_id,
+                    to=to,
+                    text=text,
+                    media_urls=media_urls,
+                    send_style=send_style,
+                    reply_to_message_id=reply_to_message_id,
+                    plain_reply_fallback=plain_reply_fallback,
+                )
+            except ValidationError as exc:
+                raise invalid("message", exc) from None
+            body = message.model_dump_json(exclude_none=True).encode()
         key = (
             str(uuid.uuid4()) if idempotency_key is None else check_idempotency_key(idempotency_key)
         )
@@ -160,7 +192,7 @@ class InkboxClient(_ContactRuleEndpoints, _SetupEndpoints):
                 "/imessage/messages",
                 _parse_sent,
                 query=query,
-                json_body=message.model_dump_json(exclude_none=True).encode(),
+                json_body=body,
                 idempotency_key=key,
             )
         except NotFound as exc:

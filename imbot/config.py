@@ -1,6 +1,7 @@
-"""Settings: where the API key and the base URL come from, resolved once at the edge.
+"""Settings: where each setting comes from, resolved at the edge; the only env reads.
 
-Each setting is taken from the first place that has a non-empty value:
+The client's settings (``resolve_settings``) are taken from the first place that has a
+non-empty value:
 
 1. the argument passed in code,
 2. the environment (``INKBOX_API_KEY``, ``INKBOX_BASE_URL``),
@@ -9,12 +10,15 @@ Each setting is taken from the first place that has a non-empty value:
 
 The base URL defaults to ``https://inkbox.ai``. Plain ``http://`` is accepted only for
 ``localhost`` and ``127.0.0.1`` (the simulator), so an API key never crosses a network in clear.
+
+The bot's own settings (``resolve_bot_settings``) follow the same rule with two levels:
+the argument, then the environment (``IMBOT_HANDLE``, ``IMBOT_SIGNING_KEY``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,10 +29,14 @@ __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
+    "HANDLE_ENV",
+    "SIGNING_KEY_ENV",
+    "BotSettings",
     "Settings",
     "default_config_path",
     "normalize_base_url",
     "read_config_file",
+    "resolve_bot_settings",
     "resolve_settings",
 ]
 
@@ -40,6 +48,12 @@ API_KEY_ENV = "INKBOX_API_KEY"
 
 BASE_URL_ENV = "INKBOX_BASE_URL"
 """The environment variable holding the API origin."""
+
+HANDLE_ENV = "IMBOT_HANDLE"
+"""The environment variable naming the bot's agent handle."""
+
+SIGNING_KEY_ENV = "IMBOT_SIGNING_KEY"
+"""The environment variable holding the webhook signing key(s), comma-separated."""
 
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1"})
 
@@ -202,4 +216,82 @@ def resolve_settings(
         raise ConfigError(f"{exc} (from {where})") from None
     return Settings(
         api_key=key, base_url=origin, api_key_source=key_source, base_url_source=url_source
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BotSettings:
+    """The resolved settings of a ``Bot`` that are not the client's.
+
+    Attributes:
+        handle: the agent handle, or ``None`` when neither given nor set.
+        signing_keys: the webhook signing keys in the order given (several while rotating),
+            or ``()`` when there is none.
+        handle_source: where the handle came from: ``argument``, ``env`` or ``unset``.
+        signing_key_source: where the keys came from: ``argument``, ``env`` or ``unset``.
+    """
+
+    handle: str | None = None
+    signing_keys: tuple[str, ...] = ()
+    handle_source: str = "unset"
+    signing_key_source: str = "unset"
+
+    def __repr__(self) -> str:
+        # Like Settings: the keys are secrets, show only enough to tell them apart.
+        keys = ", ".join(repr(_mask(key)) for key in self.signing_keys)
+        return (
+            f"BotSettings(handle={self.handle!r}, signing_keys=({keys}), "
+            f"handle_source={self.handle_source!r}, "
+            f"signing_key_source={self.signing_key_source!r})"
+        )
+
+
+def _split_keys(value: str | Sequence[str]) -> tuple[str, ...]:
+    parts = value.split(",") if isinstance(value, str) else value
+    return tuple(key.strip() for key in parts if key and key.strip())
+
+
+def resolve_bot_settings(
+    handle: str | None = None,
+    signing_key: str | Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> BotSettings:
+    """Resolve the bot's handle and webhook signing keys: argument, then environment.
+
+    Empty or blank values count as not given at both levels. A signing key given as one
+    string (argument or ``IMBOT_SIGNING_KEY``) may hold several keys separated by commas,
+    which is how keys are rotated: the old and the new one are both accepted for a while.
+    Nothing is required here; ``Bot.signing_keys()`` raises when serving needs a key.
+
+    Example:
+        >>> settings = resolve_bot_settings(env={"IMBOT_SIGNING_KEY": "whsec_old, whsec_new"})
+        >>> settings.signing_keys
+        ('whsec_old', 'whsec_new')
+
+    Args:
+        handle: the agent handle; wins over ``IMBOT_HANDLE`` when given.
+        signing_key: the signing key, a comma-separated string of keys, or a sequence of
+            keys; wins over ``IMBOT_SIGNING_KEY`` when given.
+        env: the environment to read; ``os.environ`` when omitted.
+
+    Returns:
+        The frozen settings.
+    """
+    environ = os.environ if env is None else env
+    name: str | None = handle.strip() if handle is not None and handle.strip() else None
+    handle_source = "argument"
+    if name is None:
+        name = environ.get(HANDLE_ENV, "").strip() or None
+        handle_source = "env" if name is not None else "unset"
+    keys = _split_keys(signing_key) if signing_key is not None else ()
+    key_source = "argument"
+    if not keys:
+        keys = _split_keys(environ.get(SIGNING_KEY_ENV, ""))
+        key_source = "env" if keys else "unset"
+    return BotSettings(
+        handle=name,
+        signing_keys=keys,
+        handle_source=handle_source,
+        signing_key_source=key_source,
     )

@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 import anyio
 import anyio.abc
-import structlog
 
-from imbot.errors import ImbotError
+from imbot.errors import AskTimeout, ImbotError, SkipHandler
 from imbot.events import AnyEvent, MessageEvent, MessageReceived, ReactionReceived
-from imbot.handlers import SkipHandler
+from imbot.logging import get_logger
 from imbot.models import MediaUpload, Message, Reaction
-from imbot.state import ConversationState, load_state
+from imbot.state import ConversationState, load_state, load_state_nowait
 
 if TYPE_CHECKING:
     import re
@@ -51,7 +50,7 @@ EventT_co = TypeVar("EventT_co", bound=AnyEvent, covariant=True)
 MediaInput = str | bytes | os.PathLike[str] | MediaUpload
 """Media for a send: a URL (sent as is), a path or bytes (uploaded first), or an upload."""
 
-_log = structlog.get_logger("imbot")
+_log = get_logger("imbot")
 
 
 def idempotency_key(event_id: str, ordinal: int) -> str:
@@ -79,23 +78,6 @@ async def media_url(client: InkboxClient, media: MediaInput) -> str:
     if isinstance(media, str) and media.startswith(("https://", "http://")):
         return media
     return (await client.upload_media(media)).media_url
-
-
-class AskTimeout(ImbotError, TimeoutError):
-    """``ctx.ask`` got no answer in time.
-
-    Attributes:
-        timeout: the seconds waited.
-        conversation_id: the conversation asked.
-    """
-
-    def __init__(self, timeout: float, conversation_id: str) -> None:
-        super().__init__(
-            f"no answer within {timeout:g} s in conversation {conversation_id}; "
-            "catch AskTimeout to reply something else, or pass a longer timeout="
-        )
-        self.timeout = timeout
-        self.conversation_id = conversation_id
 
 
 class _Waiter:
@@ -345,17 +327,18 @@ class Context(Generic[EventT_co]):
     def state(self) -> ConversationState:
         """The conversation's saved state: a dict of JSON values, saved after the handler.
 
+        It is loaded the first time a handler (or a filter, a middleware) reads it, so a
+        handler that never does pays nothing for it.
+
         Example:
             >>> ctx.state["count"] = ctx.state.get("count", 0) + 1
 
         Raises:
-            ImbotError: read outside routing (state is loaded when a handler is tried).
+            ImbotError: read while the bot is not running.
         """
         state = self._state
         if state is None:
-            raise ImbotError(
-                "ctx.state is loaded when the bot routes an event; it is not available here"
-            )
+            state = self._state = self._load_state_nowait()
         return state
 
     @property
@@ -598,8 +581,25 @@ class Context(Generic[EventT_co]):
             return event.data.reaction.target_message_id
         raise ImbotError(f"a {event.event_type} event has no message to reply to or react on")
 
+    def _load_state_nowait(self) -> ConversationState:
+        """Load the conversation's state on first use, from a store that never awaits."""
+        bot = self._bot
+        conversation_id = self._event.conversation_id
+        store = bot._instant_state_store
+        if store is None:
+            if bot._state_store is None:
+                raise ImbotError(
+                    "ctx.state is loaded when the bot routes an event; it is not available here"
+                )
+            # Only a store that must await to load lacks load_nowait, and the bot loads
+            # those before the first handler is tried: this is a conversation-less event.
+            return ConversationState("", store=None)
+        if not conversation_id:
+            return ConversationState("", store=None)
+        return load_state_nowait(store, conversation_id)
+
     async def _load_state(self) -> None:
-        """Load the conversation's state once, before the first handler is tried."""
+        """Load the state of a store without ``load_nowait``, before the first handler."""
         if self._state is None:
             conversation_id = self._event.conversation_id
             store = self._bot._state_store

@@ -34,14 +34,14 @@ from collections.abc import Awaitable, Callable
 import anyio
 import anyio.abc
 import anyio.lowlevel
-import structlog
 
 from imbot.errors import SetupError
 from imbot.events import AnyEvent
+from imbot.logging import get_logger
 
 __all__ = ["Dispatcher"]
 
-_log = structlog.get_logger("imbot.dispatch")
+_log = get_logger("imbot.dispatch")
 
 _NEW, _RUNNING, _CLOSING, _CLOSED = range(4)
 _WORKER_TASK_NAME = "imbot.dispatch.worker"
@@ -61,7 +61,7 @@ class Dispatcher:
     """Runs a handler over events, in order per key, concurrently across keys.
 
     Example:
-        >>> dispatcher = Dispatcher(handle, max_concurrency=64)
+        >>> dispatcher = Dispatcher(handle, max_concurrency=256)
         >>> async with anyio.create_task_group() as tg:
         ...     await tg.start(dispatcher.run)
         ...     dispatcher.submit(event.conversation_id, event)
@@ -92,13 +92,15 @@ class Dispatcher:
     )
 
     def __init__(
-        self, handle: Callable[[AnyEvent], Awaitable[None]], *, max_concurrency: int = 64
+        self, handle: Callable[[AnyEvent], Awaitable[None]], *, max_concurrency: int = 256
     ) -> None:
         """Create a dispatcher; it accepts events once ``run`` has started.
 
         Args:
             handle: awaited once per event.
             max_concurrency: most handlers running at the same time, across all lanes.
+                Handlers mostly wait on the network, so this bounds waiting, not CPU: too
+                low and replies queue behind acknowledged webhooks.
 
         Raises:
             SetupError: ``max_concurrency`` is below 1.

@@ -4,6 +4,7 @@
 ImbotError
 ├── SetupError (also RuntimeError)     misuse caught at registration or start-up
 ├── ConfigError (also SetupError)      a missing or invalid setting (API key, handle, URL)
+├── AskTimeout (also TimeoutError)     ctx.ask got no answer in time
 ├── InkboxError                        the API answered with an error status
 │   ├── BadRequest                     400  e.g. identity not iMessage-enabled
 │   ├── Unauthorized                   401  missing or wrong API key
@@ -28,7 +29,18 @@ ImbotError
     ├── InvalidSignature               bad, missing or stale signature headers
     ├── BodyTooLarge                   the body is over the server's limit
     └── MalformedEvent                 the body is not a valid event envelope
+
+SkipHandler (an Exception, not an ImbotError)   control flow, not an error
 ```
+
+``SkipHandler`` is control flow, not an error to catch: ``ctx.skip()`` raises it so that
+routing passes the event on to the next matching handler. Let it leave the handler (an
+``except Exception`` around ``ctx.skip()`` would stop the skip). It is deliberately outside
+``ImbotError``, so ``except ImbotError`` around a send does not swallow a skip, and
+``@bot.on_error(SkipHandler)`` is refused at registration.
+
+Every other error here derives from ``ImbotError``; several also derive from the built-in
+that fits (``RuntimeError``, ``TimeoutError``, ``ValueError``), so generic handlers work too.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "AskTimeout",
     "BadRequest",
     "BodyTooLarge",
     "ConfigError",
@@ -60,6 +73,7 @@ __all__ = [
     "RecipientNotE164",
     "ServerError",
     "SetupError",
+    "SkipHandler",
     "TransportError",
     "Unauthorized",
     "Unprocessable",
@@ -78,6 +92,47 @@ class SetupError(ImbotError, RuntimeError):
 
 class ConfigError(SetupError):
     """A setting is missing or invalid; the message names the setting and how to give it."""
+
+
+class AskTimeout(ImbotError, TimeoutError):
+    """``ctx.ask`` got no answer in time.
+
+    It is also a ``TimeoutError``.
+
+    Example:
+        >>> try:
+        ...     answer = await ctx.ask("Which city?", timeout=60)
+        ... except AskTimeout:
+        ...     await ctx.reply("No worries, ask me again later.")
+
+    Attributes:
+        timeout: the seconds waited.
+        conversation_id: the conversation asked.
+    """
+
+    def __init__(self, timeout: float, conversation_id: str) -> None:
+        super().__init__(
+            f"no answer within {timeout:g} s in conversation {conversation_id}; "
+            "catch AskTimeout to reply something else, or pass a longer timeout="
+        )
+        self.timeout = timeout
+        self.conversation_id = conversation_id
+
+
+class SkipHandler(Exception):
+    """Raised in a handler (or middleware) to pass the event on to the next matching handler.
+
+    ``ctx.skip()`` raises it. Anything the skipped handler already sent stays sent, and
+    send ordinals keep counting, so idempotency keys never repeat within one event. It is
+    control flow, not an error: routing catches it, and it is not an ``ImbotError``.
+
+    Example:
+        >>> @bot.on_message()
+        ... async def maybe(ctx):
+        ...     if not ctx.state.get("subscribed"):
+        ...         ctx.skip()          # the next matching handler runs instead
+        ...     await ctx.reply("Welcome back")
+    """
 
 
 class InkboxError(ImbotError):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from imbot.commands import CommandSignature
-from imbot.errors import SetupError
+from imbot.errors import SetupError, SkipHandler  # SkipHandler: kept importable from here
 
 if TYPE_CHECKING:
     from imbot.context import Context
@@ -51,21 +51,6 @@ DECORATOR_FOR_EVENT: Final = {
     "imessage.delivery_failed": "@bot.on_delivery_failed",
 }
 """The decorator that would handle each event type; unhandled-event logs name it."""
-
-
-class SkipHandler(Exception):
-    """Raised in a handler (or middleware) to pass the event on to the next matching handler.
-
-    ``ctx.skip()`` raises it. Anything the skipped handler already sent stays sent, and
-    send ordinals keep counting, so idempotency keys never repeat within one event.
-
-    Example:
-        >>> @bot.on_message()
-        ... async def maybe(ctx):
-        ...     if not ctx.state.get("subscribed"):
-        ...         ctx.skip()          # the next matching handler runs instead
-        ...     await ctx.reply("Welcome back")
-    """
 
 
 def name_of(func: Callable[..., Any]) -> str:

@@ -17,9 +17,12 @@ from __future__ import annotations
 import logging as _stdlib_logging
 import os
 import sys
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-__all__ = ["configure_logging", "debug_enabled", "set_debug"]
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
+__all__ = ["configure_logging", "debug_enabled", "get_logger", "set_debug"]
 
 _LEVELS = {
     "CRITICAL": _stdlib_logging.CRITICAL,
@@ -52,6 +55,44 @@ def set_debug(enabled: bool) -> None:
         >>> set_debug(True)   # e.g. after configuring structlog yourself at DEBUG
     """
     _switch.debug = bool(enabled)
+
+
+class _LazyLogger:
+    """structlog's logger for ``name``, with structlog imported at the first log call.
+
+    Importing structlog (which imports asyncio and its dev renderers) is a quarter of
+    ``from imbot import Bot``; a bot that has not started logs nothing, so it need not pay it.
+    """
+
+    __slots__ = ("_logger", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        logger = self._logger
+        if logger is None:
+            import structlog
+
+            # structlog's own lazy proxy: configuration done later still applies.
+            logger = self._logger = structlog.get_logger(self._name)
+        return getattr(logger, attr)
+
+    def __repr__(self) -> str:
+        return f"<imbot logger {self._name!r}>"
+
+
+def get_logger(name: str) -> FilteringBoundLogger:
+    """A structlog logger for an imbot module, importing structlog only when it first logs.
+
+    Example:
+        >>> _log = get_logger("imbot.dispatch")   # at module level, costs nothing
+        >>> _log.info("started", lanes=3)
+    """
+    # Typed as what it stands for: every attribute is structlog's logger's.
+    proxy: FilteringBoundLogger = _LazyLogger(name)
+    return proxy
 
 
 def _level(value: str | int | None) -> int:

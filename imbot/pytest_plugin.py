@@ -140,6 +140,8 @@ async def _hosted(manager: AbstractAsyncContextManager[_T]) -> AsyncIterator[_T]
             entered.set_result(value)
             await release.wait()
 
+    # A raw task on purpose, the only one in imbot: pytest-asyncio sets up and tears down
+    # this fixture in different tasks, and no task group can span both (see above).
     task = asyncio.get_running_loop().create_task(host(), name="imbot fixture host")
     try:
         waiting: list[asyncio.Future[Any]] = [entered, task]

@@ -22,8 +22,6 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-import structlog
-
 from imbot.commands import (
     CommandArgumentError,
     CommandSignature,
@@ -42,7 +40,7 @@ from imbot.handlers import (
     name_of,
     summary_of,
 )
-from imbot.logging import debug_enabled
+from imbot.logging import debug_enabled, get_logger
 from imbot.middleware import compose
 
 if TYPE_CHECKING:
@@ -70,7 +68,7 @@ __all__ = ["RouteTable", "Router", "unhandled_hint"]
 _F = TypeVar("_F", bound=Callable[..., Any])
 _E = TypeVar("_E", bound=BaseException)
 
-_log = structlog.get_logger("imbot")
+_log = get_logger("imbot")
 
 _HANDLER_EXAMPLE = "async def handler(ctx): ..."
 _GLOB = re.compile(r"[*?\[]")
@@ -857,8 +855,11 @@ class RouteTable:
         self, ctx: Context[Any], spec: HandlerSpec, parsed: tuple[str, str] | None
     ) -> bool:
         try:
-            if ctx._state is None:
-                await ctx._load_state()  # before filters: a filter may route on state
+            if ctx._state is None and ctx._bot._state_loads_by_awaiting:
+                # ctx.state cannot await: a store that cannot load without awaiting is
+                # loaded before the filters (a filter may route on state). Others load on
+                # first use, in ctx.state itself.
+                await ctx._load_state()
             flt = spec.filter
             if flt is not None and not await check(flt, ctx):
                 return False

@@ -1,9 +1,11 @@
 """Per-conversation state: the dict a handler sees as ``ctx.state``.
 
-The bot loads a conversation's state before a handler runs and saves it afterwards if it
-changed. Values must be JSON-serializable, so the same state works in memory, in SQLite and
-in later engines. Handlers of one conversation never run at the same time (see
-``imbot.dispatch``), so a load-modify-save needs no lock.
+The bot loads a conversation's state when a handler first reads ``ctx.state`` (or, for a
+store that can only load by awaiting, before the first handler is tried) and saves it after
+the handler if it changed, so a handler that never touches ``ctx.state`` costs no load.
+Values must be JSON-serializable, so the same state works in memory, in SQLite and in later
+engines. Handlers of one conversation never run at the same time (see ``imbot.dispatch``),
+so a load-modify-save needs no lock.
 
 This module holds the semantics and the ``StateStore`` protocol; the engines live in
 ``imbot.storage``.
@@ -15,7 +17,14 @@ import json
 from collections.abc import Iterator, MutableMapping
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ConversationState", "StateStore", "load_state", "open_state_store"]
+__all__ = [
+    "ConversationState",
+    "InstantStateStore",
+    "StateStore",
+    "load_state",
+    "load_state_nowait",
+    "open_state_store",
+]
 
 
 @runtime_checkable
@@ -40,6 +49,21 @@ class StateStore(Protocol):
 
     async def close(self) -> None:
         """Release the engine's resources."""
+        ...
+
+
+@runtime_checkable
+class InstantStateStore(StateStore, Protocol):
+    """A ``StateStore`` that can also read without awaiting (both built-in engines can).
+
+    ``ctx.state`` is a plain property, so the bot can load a conversation's state at the
+    moment a handler first touches it only through ``load_nowait``. With a store that lacks
+    it (one that reads over the network), the state is loaded before the first handler is
+    tried instead.
+    """
+
+    def load_nowait(self, conversation_id: str) -> dict[str, Any] | None:
+        """Return the saved state, or ``None``, without blocking the event loop."""
         ...
 
 
@@ -184,6 +208,16 @@ async def load_state(store: StateStore, conversation_id: str) -> ConversationSta
         conversation_id: the conversation.
     """
     return ConversationState(conversation_id, await store.load(conversation_id), store=store)
+
+
+def load_state_nowait(store: InstantStateStore, conversation_id: str) -> ConversationState:
+    """Load a conversation's state from a store that reads without awaiting.
+
+    Args:
+        store: the engine.
+        conversation_id: the conversation.
+    """
+    return ConversationState(conversation_id, store.load_nowait(conversation_id), store=store)
 
 
 def open_state_store(url: str | None = None) -> StateStore:

@@ -31,6 +31,7 @@ __all__ = [
 
 
 _INLINE_BODY_LIMIT = 1024 * 1024
+_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,10 @@ class AiohttpTransport:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        # Per-request constants, built once: every send would otherwise build a
+        # ClientTimeout and parse its URL again (the client uses a handful of each).
+        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, URL] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -141,7 +146,17 @@ class AiohttpTransport:
             SetupError: the transport was closed.
         """
         session = self._open()
-        timeout = aiohttp.ClientTimeout(total=request.timeout)
+        timeout = self._timeouts.get(request.timeout)
+        if timeout is None:
+            if len(self._timeouts) >= _CACHE_SIZE:
+                self._timeouts.clear()
+            timeout = aiohttp.ClientTimeout(total=request.timeout)
+            self._timeouts[request.timeout] = timeout
+        url = self._urls.get(request.url)
+        if url is None:
+            if len(self._urls) >= _CACHE_SIZE:
+                self._urls.clear()  # URLs with ids or query strings vary: stay bounded
+            url = self._urls[request.url] = URL(request.url, encoded=True)
         data: bytes | io.BytesIO | None = request.body
         if request.body is not None and len(request.body) > _INLINE_BODY_LIMIT:
             # aiohttp writes a large bytes body in one go; a stream lets it go in chunks.
@@ -149,7 +164,7 @@ class AiohttpTransport:
         try:
             async with session.request(
                 request.method,
-                URL(request.url, encoded=True),
+                url,
                 headers=request.headers,
                 data=data,
                 timeout=timeout,

@@ -10,6 +10,7 @@ These are aliases for type checkers; at run time they are plain strings and cost
 | ``Middleware`` | ``async (ctx, call_next) -> None`` | ``middleware`` |
 | ``Next`` | ``async (ctx) -> None`` | what a middleware calls to go on |
 | ``ErrorHandler`` | ``async (ctx, exc) -> None`` | ``on_error`` |
+| ``ErrorListener`` | ``(ctx, exc) -> None`` (sync) | ``Bot.add_error_listener`` |
 | ``Hook`` | ``async (bot) -> None`` | ``on_startup``, ``on_shutdown`` |
 | ``Lifespan`` | ``(bot) -> async context manager`` | ``Bot(lifespan=...)`` |
 """
@@ -40,6 +41,7 @@ __all__ = [
     "DeliveryFailedHandlerT",
     "ErrorHandler",
     "ErrorHandlerT",
+    "ErrorListener",
     "EventHandlerT",
     "FilterFunc",
     "FilterLike",
@@ -75,6 +77,9 @@ Middleware: TypeAlias = "Callable[[Context[Any], Next], Awaitable[None]]"
 
 ErrorHandler: TypeAlias = "Callable[[Context[Any], Any], Awaitable[None]]"
 """An error handler: ``async def on_error(ctx, exc) -> None``."""
+
+ErrorListener: TypeAlias = "Callable[[Context[Any], BaseException], None]"
+"""An error listener: ``def listener(ctx, exc) -> None``, told of errors nobody handled."""
 
 Hook: TypeAlias = "Callable[[Bot], Awaitable[None]]"
 """A startup or shutdown hook: ``async def hook(bot) -> None``."""

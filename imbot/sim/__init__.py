@@ -179,6 +179,25 @@ class Simulator:
         core = self._running()
         return core.lifecycle.pending() + core.delivery.pending()
 
+    def busy(self) -> bool:
+        """Whether anything is still in flight: a webhook or an outbound message.
+
+        Busy means a webhook delivery is waiting (or being retried), or an outbound message
+        is not yet ``delivered`` or failed. Typing bubbles do not count: one stays up for
+        ``typing_ttl`` seconds after a ``/typing`` call, yet nothing is left to happen. So
+        ``not sim.busy()`` means quiet; the test kit polls it to know the bot's answers
+        have landed.
+
+        Example:
+            >>> while sim.busy():
+            ...     await anyio.sleep(0.01)
+
+        Raises:
+            RuntimeError: the simulator is not running.
+        """
+        core = self._running()
+        return core.delivery.pending() > 0 or core.lifecycle.pending() > 0
+
     def _prepare(self) -> tuple[Core, socket.socket]:
         """Open the store and bind the socket; errors surface here, unwrapped."""
         config = self.config
@@ -264,12 +283,20 @@ class Simulator:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
+    ) -> None:
+        """Stop the simulator; an exception from the block propagates unchanged."""
         tg, self._tg = self._tg, None
         if tg is None:
-            return None
+            return
         tg.cancel_scope.cancel()
-        return await tg.__aexit__(exc_type, exc, tb)
+        try:
+            # None, not the block's exception: that one is the caller's, and passing it in
+            # would come back wrapped in the task group's ExceptionGroup.
+            await tg.__aexit__(None, None, None)
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
 
     async def stop(self) -> None:
         """Stop a simulator entered with ``async with`` before the block ends."""

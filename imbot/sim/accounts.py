@@ -150,6 +150,7 @@ class Accounts:
         if changes:
             changes["updated_at"] = self._core.clock.now()
             self._store.update("identities", identity["id"], changes)
+            self._core.identity_changed(identity["id"])
         row = self._core.identity(identity["id"])
         assert row is not None
         return self._json(row)
@@ -171,6 +172,7 @@ class Accounts:
             self._store.run("DELETE FROM idempotency WHERE identity_id = ?", (identity_id,))
             self._store.run("DELETE FROM api_keys WHERE identity_id = ?", (identity_id,))
             self._store.run("DELETE FROM identities WHERE id = ?", (identity_id,))
+        self._core.identity_changed(identity_id)
         self._core.delivery.invalidate(identity_id)
         self._keys.reload()
 
@@ -200,6 +202,7 @@ class Accounts:
         self._store.update(
             "identities", identity["id"], {"signing_key": key, "signing_key_created_at": now}
         )
+        self._core.identity_changed(identity["id"])
         self._core.delivery.invalidate(identity["id"])
         return {"signing_key": key, "created_at": now}
 

@@ -61,6 +61,10 @@ class Clock:
 
     def __init__(self) -> None:
         self._last_us = 0
+        # The stamp up to the seconds, for the last second seen: most stamps of a busy
+        # second share it, and strftime costs more than the rest of a stamp.
+        self._second = -1
+        self._prefix = ""
 
     def time(self) -> float:
         """Return Unix seconds, as a float."""
@@ -72,7 +76,11 @@ class Clock:
         if us <= self._last_us:
             us = self._last_us + 1
         self._last_us = us
-        return iso_from_us(us)
+        second, micros = divmod(us, 1_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = iso_from_us(second * 1_000_000)[:19]
+        return f"{self._prefix}.{micros:06d}Z"
 
 
 def iso_from_us(us: int) -> str:

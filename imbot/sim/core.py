@@ -74,6 +74,12 @@ class Core:
         # Typing bubbles are ephemeral (60 s), so they live in memory only:
         # conversation id -> Unix time the bubble disappears.
         self.typing: dict[str, float] = {}
+        # Read on every send and every lifecycle step, written rarely: kept in memory.
+        # Every write to `identities` / `phones` calls identity_changed / phone_changed,
+        # and a rolled-back transaction clears both (it may have cached what it wrote).
+        self._identities: dict[str, Row] = {}
+        self._phones: dict[str, Row | None] = {}
+        store.rollback_listeners.append(self._forget_cached)
         self.organization_id = self._setting_once(
             "organization_id", lambda: "org_sim_" + secrets.token_hex(6)
         )
@@ -139,8 +145,33 @@ class Core:
     # Lookups shared by several rule modules.
 
     def identity(self, identity_id: str) -> Row | None:
-        """The identity with this id, or ``None``."""
-        return self.store.one("SELECT * FROM identities WHERE id = ?", (identity_id,))
+        """The identity with this id, or ``None`` (cached; see ``identity_changed``)."""
+        row = self._identities.get(identity_id)
+        if row is None:
+            row = self.store.one("SELECT * FROM identities WHERE id = ?", (identity_id,))
+            if row is not None:
+                self._identities[identity_id] = row
+        return row
+
+    def identity_changed(self, identity_id: str) -> None:
+        """Forget the cached row of an identity: call it after writing to it."""
+        self._identities.pop(identity_id, None)
+
+    def phone(self, number: str) -> Row | None:
+        """The stored state of a phone (reachable or not), or ``None`` if never stored."""
+        if number in self._phones:
+            return self._phones[number]
+        row = self.store.one("SELECT * FROM phones WHERE number = ?", (number,))
+        self._phones[number] = row
+        return row
+
+    def phone_changed(self, number: str) -> None:
+        """Forget the cached state of a phone: call it after writing to it."""
+        self._phones.pop(number, None)
+
+    def _forget_cached(self) -> None:
+        self._identities.clear()
+        self._phones.clear()
 
     def identity_by_handle(self, handle: str) -> Row | None:
         """The identity with this handle (any case, leading ``@`` allowed), or ``None``."""
@@ -182,8 +213,9 @@ class Core:
 
     def touch_phone(self, number: str) -> None:
         """Remember a phone number (``/sim/v1/info`` lists the phones seen)."""
-        self.store.run(
+        if self.store.run(
             "INSERT OR IGNORE INTO phones (number, unreachable, error_code, created_at) "
             "VALUES (?, 0, NULL, ?)",
             (number, self.clock.now()),
-        )
+        ):
+            self.phone_changed(number)

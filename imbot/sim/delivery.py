@@ -23,6 +23,7 @@ from typing import Any, Literal
 import aiohttp
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from yarl import URL
 
 from imbot.sim.core import Core, Effects, new_id
 from imbot.sim.store import Row
@@ -36,6 +37,13 @@ log = logging.getLogger("imbot.sim.delivery")
 LaneKey = tuple[str, str]
 
 _RESPONSE_BODY_LIMIT = 2048
+
+
+def _parsed(url: str) -> URL | str:
+    try:
+        return URL(url)
+    except ValueError:
+        return url
 
 
 def mint_signing_key() -> str:
@@ -76,6 +84,9 @@ class _Sub:
     url: str
     auth_token: str | None
     event_types: frozenset[str]
+    # Parsed once: aiohttp would parse the URL string again on every post. (A string
+    # yarl refuses stays a string, and fails in the post like before.)
+    target: URL | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +120,7 @@ class Delivery:
         # number of lanes, not by the number of events.
         self._ready_send, self._ready_receive = anyio.create_memory_object_stream[LaneKey](math.inf)
         self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(total=self._config.webhook_timeout)
         # Caches, so a delivery costs no lookups; `invalidate` clears them on any change.
         # identity id -> [(subscription id, selected event types)]
         self._subscriptions: dict[str, list[tuple[str, frozenset[str]]]] = {}
@@ -171,6 +183,7 @@ class Delivery:
                     "signing_key_created_at": self._core.clock.now(),
                 },
             )
+            self._core.identity_changed(identity["id"])
         created_at = self._core.clock.now()
         event_id = "evt_" + secrets.token_hex(12)
         envelope = {
@@ -380,6 +393,7 @@ class Delivery:
                     row["url"],
                     row["auth_token"],
                     frozenset(json.loads(row["event_types"])),
+                    _parsed(row["url"]),
                 )
             )
         return self._subs[subscription_id]
@@ -406,8 +420,9 @@ class Delivery:
         text: str | None = None
         error: str | None = None
         try:
-            timeout = aiohttp.ClientTimeout(total=self._config.webhook_timeout)
-            async with session.post(sub.url, data=body, headers=headers, timeout=timeout) as resp:
+            async with session.post(
+                sub.target, data=body, headers=headers, timeout=self._timeout
+            ) as resp:
                 status = resp.status
                 raw = await resp.content.read(_RESPONSE_BODY_LIMIT)
                 text = raw.decode("utf-8", "replace")

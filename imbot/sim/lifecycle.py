@@ -1,7 +1,9 @@
 """Outbound lifecycle (queued → sent → delivered, or error) and typing-bubble expiry.
 
 One task takes every due step in a batch and applies the batch in one transaction, so
-a burst of sends costs one commit per wake-up rather than one per message.
+a burst of sends costs one commit per wake-up rather than one per message. Steps that a
+batch makes due at once (with ``delivery_delay=0``, delivered right after sent) join
+the same transaction.
 """
 
 from __future__ import annotations
@@ -34,14 +36,18 @@ class Job:
     target: str
 
 
-def message_event(core: Core, fx: Effects, event_type: str, message_id: str) -> None:
-    """Fan out an ``imessage.*`` event carrying the message's current state."""
-    row = core.message(message_id)
+def message_event(core: Core, fx: Effects, event_type: str, message: str | Row) -> None:
+    """Fan out an ``imessage.*`` event carrying the message's current state.
+
+    ``message`` is the message id, or its row as just written (which spares a read).
+    """
+    row = core.message(message) if isinstance(message, str) else message
     if row is None:
         return
     identity = core.identity(row["identity_id"])
     if identity is None:
         return
+    message_id = row["id"]
     reactions = core.live_reactions([message_id]).get(message_id)
     data = {"message": webhook_message(row, reactions), "reaction": None}
     core.delivery.fanout(fx, identity, event_type, row["conversation_id"], data)
@@ -89,11 +95,18 @@ class Lifecycle:
         while True:
             batch = await self._queue.take()
             with self._core.tx() as fx:
-                for job in batch:
-                    if job.kind == "typing":
-                        self._expire_typing(fx, job.target)
-                    else:
-                        self._step(fx, job)
+                while batch:
+                    for job in batch:
+                        if job.kind == "typing":
+                            self._expire_typing(fx, job.target)
+                        else:
+                            self._step(fx, job)
+                    # Steps this batch made due already go in the same transaction
+                    # instead of waiting for the next wake-up and commit.
+                    now = time.time()
+                    batch = [job for due, job in fx.jobs if due <= now]
+                    if batch:
+                        fx.jobs = [(due, job) for due, job in fx.jobs if due > now]
 
     def _step(self, fx: Effects, job: Job) -> None:
         core = self._core
@@ -101,28 +114,30 @@ class Lifecycle:
         expected = "queued" if job.kind == "send" else "sent"
         if row is None or row["status"] != expected:
             return
-        phone = core.store.one("SELECT * FROM phones WHERE number = ?", (row["remote_number"],))
+        phone = core.phone(row["remote_number"])
         now = core.clock.now()
         if phone is not None and phone["unreachable"]:
             self._fail(fx, row, phone["error_code"] or "unreachable", now)
         elif job.kind == "send":
-            core.store.update(
+            updated = core.store.update_returning(
                 "messages", row["id"], {"status": "sent", "sent_at": now, "updated_at": now}
             )
-            message_event(core, fx, "imessage.sent", row["id"])
+            if updated is not None:
+                message_event(core, fx, "imessage.sent", updated)
             fx.jobs.append((time.time() + core.config.delivery_delay, Job("deliver", row["id"])))
         else:
-            core.store.update(
+            updated = core.store.update_returning(
                 "messages",
                 row["id"],
                 {"status": "delivered", "delivered_at": now, "updated_at": now},
             )
-            message_event(core, fx, "imessage.delivered", row["id"])
+            if updated is not None:
+                message_event(core, fx, "imessage.delivered", updated)
             fx.messages.append(row["id"])
             self._clear_typing(fx, row)
 
     def _fail(self, fx: Effects, row: Row, code: str, now: str) -> None:
-        self._core.store.update(
+        updated = self._core.store.update_returning(
             "messages",
             row["id"],
             {
@@ -134,7 +149,8 @@ class Lifecycle:
                 "updated_at": now,
             },
         )
-        message_event(self._core, fx, "imessage.delivery_failed", row["id"])
+        if updated is not None:
+            message_event(self._core, fx, "imessage.delivery_failed", updated)
         fx.messages.append(row["id"])
 
     def _clear_typing(self, fx: Effects, row: Row) -> None:

@@ -71,6 +71,7 @@ class Router:
             "error_code = excluded.error_code",
             (number, int(body.unreachable), error_code, self._core.clock.now()),
         )
+        self._core.phone_changed(number)
         return {"number": number, "unreachable": body.unreachable, "error_code": error_code}
 
     # Texts

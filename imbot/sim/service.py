@@ -59,8 +59,9 @@ class Messaging:
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """``POST /messages``: return ``(status, body, headers)``."""
         identity, conversation = self._sender(principal, body, agent_identity_id)
-        fingerprint = self._fingerprint(body, agent_identity_id if principal.is_admin else None)
+        fingerprint = ""
         if idempotency_key is not None:
+            fingerprint = self._fingerprint(body, agent_identity_id if principal.is_admin else None)
             stored = self._store.one(
                 "SELECT * FROM idempotency WHERE identity_id = ? AND key = ?",
                 (identity["id"], idempotency_key),
@@ -242,7 +243,7 @@ class Messaging:
                 "thread_root_message_id": root,
             }
         media = [self._media.describe(url) for url in body.media_urls or []]
-        self._store.insert(
+        row = self._store.insert_returning(
             "messages",
             {
                 "id": message_id,
@@ -265,8 +266,6 @@ class Messaging:
             (now, now, conversation["id"]),
         )
         fx.jobs.append((time.time(), Job("send", message_id)))
-        row = self._core.message(message_id)
-        assert row is not None
         return row
 
     def lookup_send(self, principal: Principal, sender_id: str, key: str) -> dict[str, Any]:

@@ -93,6 +93,10 @@ class MemoryStateStore:
 
     async def load(self, conversation_id: str) -> dict[str, Any] | None:
         """Return a copy of the saved state, or ``None``."""
+        return self.load_nowait(conversation_id)
+
+    def load_nowait(self, conversation_id: str) -> dict[str, Any] | None:
+        """Return a copy of the saved state, or ``None`` (a dict lookup: never blocks)."""
         encoded = self._states.get(conversation_id)
         if encoded is None:
             return None

@@ -171,7 +171,8 @@ class _Engine:
         if synchronous not in ("normal", "full"):
             raise ValueError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
         self.path = path
-        self._threaded = synchronous == "full"
+        # An in-memory database has nothing to fsync: FULL changes nothing there.
+        self._threaded = synchronous == "full" and path != ":memory:"
         # In threaded mode commits run in worker threads, so autocheckpoints may stay on.
         self._conn = _connect(path, synchronous, autocheckpoint=self._threaded)
         self._lock = threading.Lock()  # one statement at a time in threaded mode
@@ -411,11 +412,16 @@ class SqliteInboxStore(_Engine):
 class SqliteStateStore(_Engine):
     """Conversation states as JSON text, one row per conversation with a non-empty state.
 
+    Loads are one indexed ``SELECT`` on the event loop's thread (``load_nowait``), so
+    ``ctx.state`` can load on first use. With ``synchronous=full`` the commits run in worker
+    threads on the writing connection; loads then go through a second, read-only connection,
+    which WAL lets read while a commit is being fsynced.
+
     Attributes:
         path: the database file.
     """
 
-    __slots__ = ()
+    __slots__ = ("_reader",)
 
     def __init__(self, path: str, *, synchronous: Synchronous = "normal") -> None:
         """Open (and create or migrate) the database.
@@ -425,20 +431,34 @@ class SqliteStateStore(_Engine):
             synchronous: ``"normal"`` or ``"full"``, as for ``SqliteInboxStore``.
         """
         super().__init__(path, synchronous)
+        self._reader = self._conn
+        if self._threaded:
+            reader = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT
+            )
+            reader.execute("PRAGMA query_only=ON")
+            self._reader = reader
 
     async def load(self, conversation_id: str) -> dict[str, Any] | None:
         """Return the saved state, or ``None``."""
-        row = await self._read(self._load, conversation_id)
-        if row is None:
-            return None
-        data: dict[str, Any] = json.loads(row)
-        return data
+        return self.load_nowait(conversation_id)
 
-    def _load(self, conversation_id: str) -> str | None:
-        row = self._conn.execute(
+    def load_nowait(self, conversation_id: str) -> dict[str, Any] | None:
+        """Return the saved state, or ``None``, without awaiting (one indexed ``SELECT``)."""
+        self._check_open()
+        row = self._reader.execute(
             "SELECT data FROM state WHERE conversation_id = ?", (conversation_id,)
         ).fetchone()
-        return None if row is None else str(row[0])
+        if row is None:
+            return None
+        data: dict[str, Any] = json.loads(row[0])
+        return data
+
+    async def close(self) -> None:
+        """Close the connections."""
+        if self._reader is not self._conn and not self._closed:
+            self._reader.close()
+        await super().close()
 
     async def save(self, conversation_id: str, data: dict[str, Any]) -> None:
         """Replace the saved state; an empty ``data`` deletes the row.

@@ -193,3 +193,24 @@ async def test_text_to_the_router_thread_stays_with_the_router(api: Api) -> None
         assert all(i["text"] != "hello?" for i in items if i["thread"] == "echo")
         inbound = (await api.get("/api/v1/imessage/messages")).body
         assert all(m["content"] != "hello?" for m in inbound)
+
+
+async def test_a_phone_that_becomes_unreachable_fails_the_next_send(
+    api: Api, receiver: Receiver
+) -> None:
+    # The lifecycle keeps phone states in memory: the PUT must reach that copy too.
+    with anyio.fail_after(10):
+        ident = await api.identity()
+        await subscribe(
+            api, ident["id"], receiver.url, ["imessage.delivered", "imessage.delivery_failed"]
+        )
+        conv = await api.connect(PHONE)
+        first = (await api.send(conv, "hello")).body["message"]
+        delivered = await receiver.wait_for(1, "imessage.delivered")
+        assert delivered[0]["data"]["message"]["id"] == first["id"]
+        r = await api.put(f"/sim/v1/phones/{PHONE}", {"unreachable": True})
+        assert r.status == 200
+        second = (await api.send(conv, "still there?")).body["message"]
+        failed = await receiver.wait_for(1, "imessage.delivery_failed")
+        assert failed[0]["data"]["message"]["id"] == second["id"]
+        assert failed[0]["data"]["message"]["error_code"] == "unreachable"

@@ -14,9 +14,9 @@ import anyio
 import pytest
 import structlog
 from aiohttp import web
-from bot_events import message_event, offline_client, run_events
+from bot_events import CONVO, message_event, offline_client, run_events
 
-from imbot import Bot, Context, MessageReceived, Router
+from imbot import Bot, Context, MessageReceived, Router, Text
 from imbot.errors import ConfigError, SetupError
 from imbot.logging import configure_logging, debug_enabled, set_debug
 from imbot.webhooks import sign
@@ -245,6 +245,107 @@ async def test_state_is_per_conversation_and_persists_in_sqlite(tmp_path: pathli
     await run_events(make(), message_event("a", conversation_id="c1"), message_event("b"))
     await run_events(make(), message_event("c", conversation_id="c1"))
     assert seen[0] == ("c1", 1) and seen[2] == ("c1", 2)
+
+
+class _CountingStore:
+    """A state store that can only load by awaiting (as a network store would)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, Any]] = {}
+        self.loads = 0
+        self.closed = False
+
+    async def load(self, conversation_id: str) -> dict[str, Any] | None:
+        self.loads += 1
+        found = self.data.get(conversation_id)
+        return None if found is None else dict(found)
+
+    async def save(self, conversation_id: str, data: dict[str, Any]) -> None:
+        self.data[conversation_id] = dict(data)
+
+    async def delete(self, conversation_id: str) -> None:
+        self.data.pop(conversation_id, None)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class _CountingInstantStore(_CountingStore):
+    """The same, able to load without awaiting: ``ctx.state`` then loads on first use."""
+
+    def load_nowait(self, conversation_id: str) -> dict[str, Any] | None:
+        self.loads += 1
+        found = self.data.get(conversation_id)
+        return None if found is None else dict(found)
+
+
+async def test_state_is_loaded_only_by_handlers_that_touch_it() -> None:
+    store = _CountingInstantStore()
+    store.data["c1"] = {"count": 41}
+    bot = Bot(client=offline_client(), state=store)
+    seen: list[Any] = []
+
+    @bot.on_message(Text("count"))
+    async def count(ctx: Context[MessageReceived]) -> None:
+        ctx.state["count"] = ctx.state.get("count", 0) + 1
+        seen.append(ctx.state["count"])
+
+    @bot.on_message()
+    async def ignore_state(ctx: Context[MessageReceived]) -> None:
+        seen.append(ctx.text)
+
+    await run_events(
+        bot,
+        message_event("hello", conversation_id="c1"),
+        message_event("again", conversation_id="c1"),
+    )
+    assert store.loads == 0  # neither handler read ctx.state
+    await run_events(bot, message_event("count", conversation_id="c1"))
+    assert store.loads == 1
+    assert seen == ["hello", "again", 42] and store.data["c1"] == {"count": 42}
+
+
+async def test_a_store_that_must_await_is_loaded_before_filters_and_saved_after() -> None:
+    store = _CountingStore()
+    bot = Bot(client=offline_client(), state=store)
+    seen: list[str] = []
+
+    def in_signup(ctx: Context[Any]) -> bool:
+        return bool(ctx.state.get("asked"))
+
+    @bot.on_message(in_signup)
+    async def name(ctx: Context[MessageReceived]) -> None:
+        ctx.state.clear()
+        seen.append(f"name:{ctx.text}")
+
+    @bot.on_message()
+    async def start(ctx: Context[MessageReceived]) -> None:
+        ctx.state["asked"] = True
+        seen.append("start")
+
+    await run_events(bot, message_event("hi"), message_event("Ada"), message_event("again"))
+    assert seen == ["start", "name:Ada", "start"]
+    assert store.loads == 3  # once per event, before the first filter
+    assert store.data == {CONVO: {"asked": True}}
+
+
+async def test_state_read_first_in_middleware_is_the_same_one_the_handler_sees() -> None:
+    store = _CountingInstantStore()
+    bot = Bot(client=offline_client(), state=store)
+    seen: list[Any] = []
+
+    @bot.middleware
+    async def mark(ctx: Context[Any], call_next: Any) -> None:
+        ctx.state["seen_by_middleware"] = True
+        await call_next(ctx)
+
+    @bot.on_message()
+    async def handler(ctx: Context[MessageReceived]) -> None:
+        seen.append(dict(ctx.state))
+
+    await run_events(bot, message_event("x", conversation_id="c9"))
+    assert seen == [{"seen_by_middleware": True}]
+    assert store.loads == 1 and store.data["c9"] == {"seen_by_middleware": True}
 
 
 # --------------------------------------------------------------------------- lifespan & hooks
@@ -512,3 +613,71 @@ def test_configure_logging_json_or_console(monkeypatch: pytest.MonkeyPatch) -> N
     finally:
         structlog.reset_defaults()
         set_debug(False)
+
+
+# --------------------------------------------------------------------------- run() and the GC
+
+
+def _run_and_watch_gc(monkeypatch: pytest.MonkeyPatch, **run_options: Any) -> dict[str, Any]:
+    """Run ``bot.run()`` until its startup hook stops it; see the collector from shutdown."""
+    import gc
+
+    # run() configures structlog with loggers cached on first use, which would outlive
+    # this test and hide later tests' log captures.
+    monkeypatch.setattr("imbot.bot.configure_logging", lambda level: None)
+    seen: dict[str, Any] = {}
+    bot = Bot(client=offline_client(), signing_key="whsec_test")
+
+    @bot.on_startup
+    async def stop_at_once(_: Bot) -> None:
+        seen["startup"] = gc.get_threshold()
+        bot.stop()  # serve() still binds, reports listening, then drains and returns
+
+    @bot.on_shutdown
+    async def look(_: Bot) -> None:
+        seen["serving"] = gc.get_threshold()
+        seen["frozen"] = gc.get_freeze_count()
+
+    before = gc.get_threshold()
+    try:
+        bot.run(port=0, **run_options)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+    seen["before"] = before
+    seen["after"] = gc.get_threshold()
+    return seen
+
+
+def test_run_tunes_the_garbage_collector_once_listening_and_restores_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from imbot.bot import GC_THRESHOLD
+
+    monkeypatch.delenv("IMBOT_GC_TUNING", raising=False)
+    seen = _run_and_watch_gc(monkeypatch)
+    assert seen["startup"] == seen["before"] != GC_THRESHOLD  # start-up runs untuned
+    assert seen["serving"] == GC_THRESHOLD
+    assert seen["frozen"] > 1000  # start-up's modules and schemas left the collector's view
+    assert seen["after"] == seen["before"]
+
+
+@pytest.mark.parametrize(("env", "option"), [("0", None), ("off", None), (None, False)])
+def test_gc_tuning_can_be_switched_off(
+    monkeypatch: pytest.MonkeyPatch, env: str | None, option: bool | None
+) -> None:
+    if env is None:
+        monkeypatch.delenv("IMBOT_GC_TUNING", raising=False)
+    else:
+        monkeypatch.setenv("IMBOT_GC_TUNING", env)
+    seen = _run_and_watch_gc(monkeypatch, gc_tuning=option)
+    assert seen["serving"] == seen["before"]
+    assert seen["frozen"] == 0
+
+
+def test_the_argument_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imbot.bot import GC_THRESHOLD
+
+    monkeypatch.setenv("IMBOT_GC_TUNING", "0")
+    seen = _run_and_watch_gc(monkeypatch, gc_tuning=True)
+    assert seen["serving"] == GC_THRESHOLD

@@ -50,7 +50,7 @@ from imbot.errors import (
     Unauthorized,
     Unprocessable,
 )
-from imbot.models import Message
+from imbot.models import Message, SendMessage
 from imbot.transport import MockTransport, Request, Response
 
 EXAMPLES_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "wire_examples.json"
@@ -332,6 +332,9 @@ async def test_max_attempts(api: InkboxStub) -> None:
         ({"conversation_id": CID, "text": "   "}, "text or a media URL"),
         ({"conversation_id": CID, "media_urls": ["a", "b"]}, "media_urls"),
         ({"conversation_id": CID, "text": "x" * 18_997}, "text"),
+        ({"conversation_id": CID, "text": "\ud800 lone surrogate"}, "text"),
+        ({"conversation_id": CID, "text": 42}, "text"),
+        ({"conversation_id": 42, "text": "x"}, "conversation_id"),
         ({"conversation_id": CID, "text": "x", "send_style": "wobble"}, "send_style"),
         ({"to": "+15555550142", "text": "x", "reply_to_message_id": CID}, "reply_to_message_id"),
         ({"conversation_id": CID, "text": "x", "idempotency_key": " "}, "idempotency_key"),
@@ -347,6 +350,20 @@ async def test_invalid_sends_are_refused_before_any_request(
     assert fragment in str(info.value)
     assert isinstance(info.value, ValueError)
     assert api.requests == []
+
+
+@pytest.mark.parametrize(
+    "text", ["Friday 3pm works — booked.", '😀 \u2028 "q" \\ \n\t\x00 </script>', "x" * 18_996]
+)
+async def test_a_text_reply_is_sent_exactly_as_the_request_model_dumps_it(
+    api: InkboxStub, client: InkboxClient, text: str
+) -> None:
+    api.reply("POST", MSG, sent_reply())
+    with anyio.fail_after(5):
+        await client.send_message(conversation_id=CID, text=text, idempotency_key="k-1")
+    (req,) = api.requests
+    expected = SendMessage(conversation_id=CID, text=text).model_dump_json(exclude_none=True)
+    assert req.body == expected.encode()
 
 
 async def test_invalid_request_lists_the_fields(client: InkboxClient) -> None:

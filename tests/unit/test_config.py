@@ -1,4 +1,7 @@
-"""Settings resolution: argument, then INKBOX_* environment, then ~/.inkbox/config."""
+"""Settings resolution: argument, then INKBOX_* environment, then ~/.inkbox/config.
+
+The bot's own settings (handle, signing keys): argument, then IMBOT_* environment.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,12 @@ import pytest
 
 from imbot.config import (
     DEFAULT_BASE_URL,
+    BotSettings,
     Settings,
     default_config_path,
     normalize_base_url,
     read_config_file,
+    resolve_bot_settings,
     resolve_settings,
 )
 from imbot.errors import ConfigError, SetupError
@@ -199,3 +204,68 @@ def test_settings_are_frozen_and_repr_hides_the_key() -> None:
     assert "WXYZ" in text
     assert "…" in repr(Settings(api_key="short"))
     assert "short" not in repr(Settings(api_key="short"))
+
+
+# ---------------------------------------------------------------------------- bot settings
+
+BOT_ENV = {"IMBOT_HANDLE": "envbot", "IMBOT_SIGNING_KEY": "whsec_env"}
+
+
+def test_bot_settings_argument_wins_over_env() -> None:
+    settings = resolve_bot_settings("argbot", "whsec_arg", env=BOT_ENV)
+    assert settings == BotSettings("argbot", ("whsec_arg",), "argument", "argument")
+
+
+def test_bot_settings_come_from_env_when_not_given() -> None:
+    settings = resolve_bot_settings(env=BOT_ENV)
+    assert settings == BotSettings("envbot", ("whsec_env",), "env", "env")
+
+
+def test_bot_settings_are_each_resolved_on_their_own() -> None:
+    settings = resolve_bot_settings("argbot", env=BOT_ENV)
+    assert (settings.handle_source, settings.signing_key_source) == ("argument", "env")
+    settings = resolve_bot_settings(signing_key=["whsec_a"], env=BOT_ENV)
+    assert (settings.handle_source, settings.signing_key_source) == ("env", "argument")
+
+
+def test_bot_settings_unset() -> None:
+    assert resolve_bot_settings(env={}) == BotSettings(None, (), "unset", "unset")
+    blank = {"IMBOT_HANDLE": "  ", "IMBOT_SIGNING_KEY": " , ,"}
+    assert resolve_bot_settings(env=blank) == BotSettings()
+
+
+@pytest.mark.parametrize("handle", ["", "   "])
+def test_blank_bot_arguments_count_as_not_given(handle: str) -> None:
+    settings = resolve_bot_settings(handle, " ", env=BOT_ENV)
+    assert settings == BotSettings("envbot", ("whsec_env",), "env", "env")
+    settings = resolve_bot_settings(signing_key=["", " "], env=BOT_ENV)
+    assert settings.signing_keys == ("whsec_env",)
+
+
+def test_signing_keys_split_on_commas_for_rotation() -> None:
+    env = {"IMBOT_SIGNING_KEY": " whsec_old ,whsec_new,, "}
+    assert resolve_bot_settings(env=env).signing_keys == ("whsec_old", "whsec_new")
+    assert resolve_bot_settings(signing_key="a, b", env={}).signing_keys == ("a", "b")
+    # A sequence is taken key by key: no splitting inside its items.
+    assert resolve_bot_settings(signing_key=(" a ", "", "b"), env={}).signing_keys == ("a", "b")
+
+
+def test_bot_settings_handle_is_stripped() -> None:
+    assert resolve_bot_settings(" argbot\n", env={}).handle == "argbot"
+    assert resolve_bot_settings(env={"IMBOT_HANDLE": " envbot "}).handle == "envbot"
+
+
+def test_bot_settings_read_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMBOT_HANDLE", "osbot")
+    monkeypatch.setenv("IMBOT_SIGNING_KEY", "k1,k2")
+    settings = resolve_bot_settings()
+    assert (settings.handle, settings.signing_keys) == ("osbot", ("k1", "k2"))
+
+
+def test_bot_settings_are_frozen_and_repr_hides_the_keys() -> None:
+    settings = resolve_bot_settings("bot", "whsec_0123456789abcdefWXYZ", env={})
+    with pytest.raises(AttributeError):
+        settings.handle = "other"  # type: ignore[misc]
+    text = repr(settings)
+    assert "0123456789abcdef" not in text
+    assert "WXYZ" in text and "'bot'" in text

@@ -8,6 +8,7 @@ import pytest
 
 import imbot.errors as errors_module
 from imbot.errors import (
+    AskTimeout,
     BadRequest,
     BodyTooLarge,
     ConfigError,
@@ -31,6 +32,7 @@ from imbot.errors import (
     RecipientNotE164,
     ServerError,
     SetupError,
+    SkipHandler,
     TransportError,
     Unauthorized,
     Unprocessable,
@@ -70,6 +72,8 @@ def test_all_is_sorted_and_complete() -> None:
         (InvalidSignature, WebhookError),
         (BodyTooLarge, WebhookError),
         (MalformedEvent, WebhookError),
+        (AskTimeout, ImbotError),
+        (AskTimeout, TimeoutError),
     ],
 )
 def test_hierarchy(child: type[Exception], parent: type[Exception]) -> None:
@@ -215,3 +219,34 @@ def test_local_errors() -> None:
     signature = InvalidSignature("stale_timestamp", "too old")
     assert signature.reason == "stale_timestamp"
     assert str(signature) == "too old"
+
+
+def test_ask_timeout() -> None:
+    timeout = AskTimeout(2.5, "conv_1")
+    assert (timeout.timeout, timeout.conversation_id) == (2.5, "conv_1")
+    assert "no answer within 2.5 s in conversation conv_1" in str(timeout)
+    assert "catch AskTimeout" in str(timeout)
+
+
+def test_skip_handler_is_control_flow_not_an_imbot_error() -> None:
+    assert issubclass(SkipHandler, Exception)
+    assert not issubclass(SkipHandler, ImbotError)
+    doc = errors_module.__doc__ or ""
+    assert "SkipHandler" in doc and "not an error to catch" in doc
+
+
+def test_the_old_homes_still_export_the_same_classes() -> None:
+    import imbot
+    from imbot.context import AskTimeout as FromContext
+    from imbot.handlers import SkipHandler as FromHandlers
+
+    assert FromContext is AskTimeout is imbot.AskTimeout
+    assert FromHandlers is SkipHandler is imbot.SkipHandler
+    assert AskTimeout.__module__ == SkipHandler.__module__ == "imbot.errors"
+
+
+def test_the_tree_docstring_names_every_error() -> None:
+    doc = errors_module.__doc__ or ""
+    for name in errors_module.__all__:
+        if name != "error_for_response":
+            assert name in doc, f"{name} is missing from the tree in imbot/errors.py"

@@ -485,7 +485,7 @@ async def test_unhandled_errors_are_logged_and_reported_and_never_stop_the_bot()
     bot = new_bot()
     reported: list[str] = []
     handled: list[str] = []
-    bot._error_listeners.append(lambda ctx, exc: reported.append(repr(exc)))
+    bot.add_error_listener(lambda ctx, exc: reported.append(repr(exc)))
 
     @bot.on_error(ValueError)
     async def broken(ctx: Context[Any], exc: ValueError) -> None:

@@ -209,6 +209,23 @@ async def test_synchronous_full_runs_in_worker_threads(tmp_path: Path) -> None:
     conn.close()
 
 
+@pytest.mark.parametrize("synchronous", ["normal", "full"])
+async def test_state_loads_without_awaiting_and_sees_every_committed_save(
+    tmp_path: Path, synchronous: str
+) -> None:
+    store = SqliteStateStore(str(tmp_path / "bot.db"), synchronous=synchronous)  # type: ignore[arg-type]
+    with anyio.fail_after(20):
+        assert store.load_nowait("c") is None
+        for n in range(1, 30):
+            await store.save("c", {"n": n})  # FULL: committed in a worker thread
+            assert store.load_nowait("c") == {"n": n}
+        await store.delete("c")
+        assert store.load_nowait("c") is None and await store.load("c") is None
+        await store.close()
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            store.load_nowait("c")
+
+
 async def test_closed_store_refuses_use(tmp_path: Path) -> None:
     store = SqliteInboxStore(str(tmp_path / "bot.db"))
     with anyio.fail_after(10):

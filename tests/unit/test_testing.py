@@ -6,14 +6,18 @@ bounded by ``anyio.fail_after``.
 
 from __future__ import annotations
 
+import json
+import pathlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
+import aiohttp
 import anyio
 import pytest
 
-from imbot import Bot, Context, InkboxClient, MessageReceived, ReactionReceived
+import imbot.testing as testing
+from imbot import Bot, Context, InkboxClient, MessageReceived, ReactionReceived, SetupError
 from imbot.sim import Simulator
 from imbot.testing import (
     DEFAULT_TIMEOUT,
@@ -22,6 +26,8 @@ from imbot.testing import (
     TimelineItem,
     TimelineReaction,
 )
+from imbot.testing.timeline import PhoneFeed
+from imbot.testing.transcript import render_transcript
 
 LIMIT = 20  # seconds, per test
 
@@ -335,8 +341,20 @@ async def test_a_bot_that_fails_to_start_fails_the_harness() -> None:
 
 async def test_a_bot_with_its_own_client_is_refused() -> None:
     bot = Bot(client=InkboxClient(api_key="ApiKey_x", base_url="http://127.0.0.1:9"))
-    with pytest.raises(RuntimeError, match="client="):
-        BotHarness(bot)
+    with anyio.fail_after(LIMIT), pytest.raises(SetupError, match="client="):
+        async with BotHarness(bot):
+            pass
+    assert not bot.running
+
+
+async def test_a_running_bot_is_refused() -> None:
+    bot = Bot(api_key="ApiKey_x", base_url="http://127.0.0.1:9")
+    with anyio.fail_after(LIMIT):
+        async with bot:
+            with pytest.raises(SetupError, match="while the bot is running"):
+                async with BotHarness(bot):
+                    pass
+        assert bot.handle is None  # nothing of the harness was left on the bot
 
 
 def test_timeline_item_from_json() -> None:
@@ -357,3 +375,57 @@ def test_timeline_item_from_json() -> None:
     assert item.sender == "me" and item.media[0].size == 3
     assert item.reactions == (TimelineReaction("r1", "them", "custom", "🎉", "m1"),)
     assert item.reactions[0].emoji == "🎉"
+
+
+# ---------------------------------------------------------------------------- the package
+
+
+def test_the_public_surface_is_the_package_and_sorted() -> None:
+    assert testing.__all__ == sorted(testing.__all__, key=lambda n: (not n.isupper(), n))
+    public = {n for n in dir(testing) if not n.startswith("_") and n[0].isupper()}
+    assert set(testing.__all__) == public
+    for name in testing.__all__:
+        member = getattr(testing, name)
+        module = getattr(member, "__module__", "imbot.testing.harness")
+        assert module.startswith("imbot.testing."), name
+
+
+def test_the_kit_uses_only_public_seams_of_the_bot_and_the_simulator() -> None:
+    private = ("._core", "_error_listeners", "_handle_arg", "._api_key", "._signing_key")
+    private += ("._base_url", "_client_arg", "._running_cm")
+    for path in pathlib.Path(testing.__file__).parent.glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        for name in private:
+            assert name not in source, f"{path.name} reaches into {name}"
+
+
+def test_the_feed_follows_stream_blocks_and_the_transcript_renders_them() -> None:
+    feed = PhoneFeed(cast(aiohttp.ClientSession, None), "+15555550100", "testbot", stopping=bool)
+
+    def item(**fields: Any) -> str:
+        base = {"id": "m1", "thread": "testbot", "from": "me", "text": "hi", "status": "sent"}
+        return f"event: item\ndata: {json.dumps(base | fields)}"
+
+    assert feed.apply("event: ready\ndata: {}") == "ready"
+    assert feed.apply(": ping") == ""
+    feed.apply(item())
+    feed.apply('event: typing\ndata: {"thread": "testbot", "typing": true}')
+    feed.apply(item(id="m2", **{"from": "them"}, text="echo: hi", status="delivered"))
+    feed.apply(item(status="read"))  # an update: no new line
+    love = {"id": "r1", "from": "them", "reaction": "love", "custom_emoji": None}
+    feed.apply(item(status="read", reactions=[love]))
+    log = feed.log
+    assert log.replies == ["m2"] and [t.kind for t in log.bot_tapbacks] == ["love"]
+    assert render_transcript(feed.number, feed.handle, log) == (
+        "Conversation of +15555550100 with @testbot:\n"
+        "  me: hi [read]\n"
+        "  bot: (typing…)\n"
+        "  bot: echo: hi [delivered]\n"
+        '  bot: ❤️ love on "hi"'
+    )
+    assert feed.apply("event: item\ndata: {not json") == "item"
+    assert feed.error is not None and feed.error.startswith("unreadable item event")
+    empty = render_transcript(
+        "+1555", "x", PhoneFeed(cast(Any, None), "+1555", "x", stopping=bool).log
+    )
+    assert empty.endswith("(nothing yet)")

@@ -1,0 +1,430 @@
+"""``BotHarness``: run a bot against an in-process simulator, as a test's async context manager.
+
+The harness owns the moving parts of a test run: the simulator (unless one is given), the
+bot's identity and keys, the bot serving webhooks on a free loopback port, one event-stream
+follower per human, and the handler errors the bot reports. It talks to the bot only
+through public seams: ``bot.configured(...)`` for the settings, ``bot.add_error_listener``
+for handler errors, ``bot.serve()`` / ``bot.stop()``, and the bot's ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import quote
+
+import aiohttp
+import anyio
+import anyio.abc
+
+from imbot.client import InkboxClient
+from imbot.errors import Conflict
+from imbot.events import EVENT_TYPES
+from imbot.sim import Simulator
+from imbot.testing.conversation import Conversation
+
+if TYPE_CHECKING:
+    from imbot.bot import Bot
+    from imbot.context import Context
+
+__all__ = ["DEFAULT_TIMEOUT", "BotHarness", "HandlerError"]
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds every ``expect_*`` waits unless told otherwise."""
+
+_POLL = 0.01  # settle() polling interval: short, always inside a deadline
+_QUIET_ROUNDS = 3  # consecutive quiet polls before settle() trusts the quiet
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerError:
+    """An exception a handler raised that no error handler took.
+
+    Attributes:
+        exception: the exception.
+        event_type: the event being handled (``imessage.received``…).
+        handler: the handler's qualified name, when known.
+    """
+
+    exception: BaseException
+    event_type: str
+    handler: str | None
+
+
+class BotHarness:
+    """Run a bot against an in-process simulator, and play the humans who text it.
+
+    On enter: starts a ``Simulator`` (in memory, free loopback port) unless one is given,
+    creates the iMessage-enabled identity ``handle``, mints its signing key and an
+    identity-scoped API key, starts ``bot.serve()`` on a free loopback port with those
+    settings (through ``bot.configured()``; the environment is not touched), subscribes
+    the bot's webhook to the five iMessage events and, with ``connect=True``, connects the
+    default human. On exit: stops the bot (running handlers get ``shutdown_timeout``
+    seconds), the simulator, and puts the bot's settings back, so the same ``Bot`` can be
+    tested again.
+
+    Example:
+        >>> async with BotHarness(bot) as harness:
+        ...     chat = harness.chat()
+        ...     await chat.say("hi")
+        ...     await chat.expect_reply("echo: hi")
+
+    Args:
+        bot: the bot under test (not running, built without ``client=``).
+        handle: the agent handle the bot runs as.
+        phone: the default human's number (E.164).
+        connect: connect the default human (``connect @handle``) on enter.
+        delivery_delay: seconds from ``sent`` to ``delivered`` in the simulator it starts.
+        connect_event: deliver the ``connect @handle`` text to the bot as a message (as
+            ``imbot dev`` does), so a ``connect`` command can greet.
+        raise_handler_errors: re-raise handler errors into the test (else only collect
+            them in ``errors``).
+        timeout: the default deadline of every wait, in seconds.
+        shutdown_timeout: seconds running handlers get to finish when the harness exits.
+        simulator: a running ``Simulator`` to use instead of starting one (left running).
+
+    Raises:
+        ValueError: ``timeout`` is not positive or ``shutdown_timeout`` is negative.
+    """
+
+    __test__ = False  # not a test class, whatever pytest's patterns say
+
+    def __init__(
+        self,
+        bot: Bot,
+        *,
+        handle: str = "testbot",
+        phone: str = "+15555550100",
+        connect: bool = True,
+        delivery_delay: float = 0.0,
+        connect_event: bool = True,
+        raise_handler_errors: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+        shutdown_timeout: float = 2.0,
+        simulator: Simulator | None = None,
+    ) -> None:
+        if timeout <= 0 or shutdown_timeout < 0:
+            raise ValueError("timeout must be positive and shutdown_timeout not negative")
+        self.bot = bot
+        self.handle = handle
+        self.phone = phone
+        self.connect = connect
+        self.delivery_delay = delivery_delay
+        self.connect_event = connect_event
+        self.raise_handler_errors = raise_handler_errors
+        self.timeout = timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.errors: list[HandlerError] = []
+        self._given_sim = simulator
+        self._sim: Simulator | None = simulator
+        self._stack: AsyncExitStack | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._chats: dict[str, Conversation] = {}
+        self._reported = 0
+        self._closed = False
+        self._bot_port: int | None = None
+        self._bot_done: anyio.Event | None = None
+        self.api_key = ""
+        self.signing_key = ""
+        self.identity_id = ""
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def sim(self) -> Simulator:
+        """The running simulator.
+
+        Raises:
+            RuntimeError: the harness is not running.
+        """
+        if self._sim is None or self._stack is None:
+            raise RuntimeError("the harness is not running: use `async with BotHarness(bot)`")
+        return self._sim
+
+    @property
+    def base_url(self) -> str:
+        """The simulator's origin (the Inkbox API is under ``/api/v1``)."""
+        return self.sim.base_url
+
+    @property
+    def bot_url(self) -> str:
+        """The bot's webhook server origin, like ``http://127.0.0.1:54321``."""
+        if self._bot_port is None:
+            raise RuntimeError("the bot is not serving yet")
+        return f"http://127.0.0.1:{self._bot_port}"
+
+    @property
+    def closed(self) -> bool:
+        """Whether the harness has stopped (or is stopping)."""
+        return self._closed
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        """Start the simulator and the bot; connect the default human when asked."""
+        if self._stack is not None:
+            raise RuntimeError("this harness is already running")
+        stack = AsyncExitStack()
+        self._closed = False
+        self._bot_done = anyio.Event()
+        try:
+            await self._start(stack)
+        except BaseException:
+            self._closed = True
+            self._stack = None
+            await stack.aclose()
+            raise
+        if self.connect:
+            try:
+                await self.chat().connect()
+            except BaseException as exc:
+                await self.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+        return self
+
+    async def _start(self, stack: AsyncExitStack) -> None:
+        self._stack = stack
+        if self._sim is None:
+            stack.callback(self._forget_sim)
+            # Simulator's exit lets the test's own exception through unchanged.
+            self._sim = await stack.enter_async_context(
+                Simulator(
+                    db=":memory:",
+                    port=0,
+                    delivery_delay=self.delivery_delay,
+                    connect_event=self.connect_event,
+                    webhook_retry_delays=(0.05, 0.2, 0.5, 1.0, 2.0),
+                    webhook_timeout=self.timeout,
+                )
+            )
+        sim = self._sim
+        self._http = await stack.enter_async_context(aiohttp.ClientSession(sim.base_url))
+        admin = await stack.enter_async_context(
+            InkboxClient(api_key=sim.admin_key, base_url=sim.base_url)
+        )
+        try:
+            identity = await admin.create_identity(self.handle, imessage_enabled=True)
+        except Conflict:
+            identity = await admin.update_identity(self.handle, imessage_enabled=True)
+        self.identity_id = identity.id
+        self.signing_key = (await admin.create_signing_key(self.handle)).signing_key
+        self.api_key = await self._mint_key(sim)
+        stack.enter_context(
+            self.bot.configured(
+                handle=self.handle,
+                api_key=self.api_key,
+                signing_key=self.signing_key,
+                base_url=sim.base_url,
+            )
+        )
+        self.bot.add_error_listener(self._on_handler_error)
+        stack.callback(self.bot.remove_error_listener, self._on_handler_error)
+        saved_drain = self.bot.drain_timeout
+        self.bot.drain_timeout = min(saved_drain, self.shutdown_timeout)
+        stack.callback(setattr, self.bot, "drain_timeout", saved_drain)
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        stack.push_async_exit(self._close_tasks)
+        self._bot_port = await tg.start(self._serve_bot)
+        subscription = await admin.create_subscription(
+            agent_identity_id=identity.id,
+            url=f"{self.bot_url}/webhook",
+            event_types=list(EVENT_TYPES),
+        )
+        if self._given_sim is not None:
+            # Leave a shared simulator as we found it: no webhook to a port about to close.
+            stack.push_async_callback(admin.delete_subscription, subscription.id)
+
+    def _forget_sim(self) -> None:
+        self._sim = self._given_sim
+
+    async def _mint_key(self, sim: Simulator) -> str:
+        assert self._http is not None
+        async with self._http.post(
+            f"/sim/v1/identities/{quote(self.handle)}/api-keys",
+            headers={"X-API-Key": sim.admin_key},
+            json={},
+        ) as response:
+            body = await response.text()
+            if response.status != 201:
+                raise RuntimeError(f"minting an API key failed: {response.status} {body}")
+            return str(json.loads(body)["api_key"])
+
+    async def _serve_bot(self, *, task_status: anyio.abc.TaskStatus[int]) -> None:
+        try:
+            await self.bot.serve("127.0.0.1", 0, task_status=task_status)
+        finally:
+            if self._bot_done is not None:
+                self._bot_done.set()
+
+    async def _close_tasks(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        tg = self._tg
+        self._tg = None
+        if tg is None:
+            return False
+        with anyio.CancelScope(shield=True):
+            if await self._only_asks_left():
+                # Handlers waiting in ctx.ask for a human who is gone: nothing to drain.
+                self.bot.drain_timeout = 0
+            self.bot.stop()
+            # The bot drains within shutdown_timeout; the margin covers closing its server.
+            with anyio.move_on_after(self.shutdown_timeout + 2.0):
+                if self._bot_done is not None:
+                    await self._bot_done.wait()
+        tg.cancel_scope.cancel()
+        try:
+            # None, not the block's exception: that one is the test's, not the tasks'.
+            await tg.__aexit__(None, None, None)
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        return False
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the bot, the listeners and the simulator; re-raise a handler error left over."""
+        stack, self._stack = self._stack, None
+        self._closed = True
+        for chat in self._chats.values():
+            chat._poke()
+        if stack is None:
+            return
+        try:
+            await stack.__aexit__(exc_type, exc, tb)
+            if exc is None:
+                self._raise_pending(where="when the harness stopped")
+        finally:
+            self._chats.clear()
+            self._http = None
+            self._bot_port = None
+
+    # ------------------------------------------------------------------ humans
+
+    def chat(self, number: str | None = None) -> Conversation:
+        """The conversation of one human with the bot (the same object for the same number).
+
+        The default human (``phone``) is connected on enter when ``connect=True``; call
+        ``await chat.connect()`` for the others.
+
+        Example:
+            >>> alice = harness.chat()
+            >>> bob = harness.chat("+15550001111")
+            >>> await bob.connect()
+
+        Args:
+            number: the human's number (E.164); the harness's ``phone`` by default.
+
+        Raises:
+            RuntimeError: the harness is not running.
+        """
+        number = number or self.phone
+        chat = self._chats.get(number)
+        if chat is None:
+            if self._tg is None or self._http is None:
+                raise RuntimeError("the harness is not running: use `async with BotHarness(bot)`")
+            chat = Conversation(self, number)
+            self._chats[number] = chat
+            self._tg.start_soon(chat._follow, name=f"imbot.testing.listen {number}")
+        return chat
+
+    # ------------------------------------------------------------------ settling
+
+    async def settle(self, timeout: float | None = None) -> None:
+        """Wait until the simulator and the bot are quiet.
+
+        Quiet means: no webhook waiting to be delivered, no message of the bot still on
+        its way (``Simulator.busy()``), and no handler running except those waiting in
+        ``ctx.ask`` for a human. Then it waits until every ``Conversation`` has seen all
+        of it.
+
+        Example:
+            >>> await chat.say("remind me")
+            >>> await harness.settle()
+            >>> assert len(chat.replies) == 1
+
+        Args:
+            timeout: seconds to wait; the harness's ``timeout`` by default.
+
+        Raises:
+            AssertionError: it did not settle in time.
+        """
+        limit = self.timeout if timeout is None else timeout
+        quiet = 0
+        with anyio.move_on_after(limit):
+            while True:
+                self._raise_pending()
+                quiet = 0 if self.sim.busy() or await self._bot_busy() else quiet + 1
+                if quiet >= _QUIET_ROUNDS:
+                    break
+                await anyio.sleep(_POLL)
+        if quiet >= _QUIET_ROUNDS:
+            # Quiet; now let every phone's event stream show what happened.
+            for chat in list(self._chats.values()):
+                await chat._catch_up(limit)
+            return
+        self._raise_pending()
+        raise AssertionError(
+            f"the bot and the simulator were still busy after {limit:g} s "
+            "(a handler still running, or webhooks still being delivered)"
+        )
+
+    async def _lanes(self) -> tuple[int, int]:
+        """From the bot's ``/healthz``: conversations with work, and open ``ctx.ask``s."""
+        if self._http is None or self._bot_port is None:
+            return 0, 0
+        async with self._http.get(f"{self.bot_url}/healthz") as response:
+            data = await response.json()
+        return int(data.get("lanes", 0)), int(data.get("asks", 0))
+
+    async def _bot_busy(self) -> bool:
+        lanes, asks = await self._lanes()
+        return lanes > asks
+
+    async def _only_asks_left(self) -> bool:
+        try:
+            lanes, asks = await self._lanes()
+        except (aiohttp.ClientError, ValueError):
+            return False  # the bot is not answering: let stop() take its course
+        return 0 < asks == lanes
+
+    # ------------------------------------------------------------------ handler errors
+
+    def _on_handler_error(self, ctx: Context[Any], exc: BaseException) -> None:
+        self.errors.append(HandlerError(exc, ctx.event.event_type, ctx.handler_name))
+        for chat in self._chats.values():
+            chat._poke()
+
+    def _raise_pending(self, where: str = "", chat: Conversation | None = None) -> None:
+        """Re-raise the first handler error not reported yet (when asked to)."""
+        if not self.raise_handler_errors or self._reported >= len(self.errors):
+            return
+        pending = self.errors[self._reported :]
+        self._reported = len(self.errors)
+        first = pending[0]
+        exc = first.exception
+        handler = f" in {first.handler}" if first.handler else ""
+        note = f"imbot.testing: raised by the bot{handler} handling {first.event_type}"
+        if where:
+            note += f", noticed {where}"
+        if len(pending) > 1:
+            note += f" ({len(pending) - 1} more handler error(s) in harness.errors)"
+        exc.add_note(note)
+        chat = chat or self._chats.get(self.phone)
+        if chat is not None:
+            exc.add_note(chat.transcript())
+        raise exc
