@@ -344,11 +344,27 @@ class CommandSignature:
         return tuple(positional), keywords
 
 
+# The usage reply goes to a person on a phone, so the commonest pydantic errors are said
+# plainly; anything else keeps pydantic's own wording.
+_PLAIN_REASONS = {
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "int_type": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "decimal_parsing": "must be a number",
+    "bool_parsing": "must be yes or no",
+    "missing": "is missing",
+}
+
+
 def _describe(exc: ValidationError) -> str:
     reasons = []
     for error in exc.errors(include_url=False):
         where = ".".join(str(part) for part in error["loc"])
         given = error.get("input")
         got = f" (got {given!r})" if isinstance(given, str) else ""
-        reasons.append(f"{where}: {error['msg']}{got}")
+        plain = _PLAIN_REASONS.get(error["type"])
+        reason = f"{where} {plain}" if plain else f"{where}: {error['msg']}"
+        reasons.append(f"{reason}{got}")
     return "; ".join(reasons)

@@ -31,7 +31,9 @@ async def test_a_wrong_argument_gets_the_usage_line_and_no_handler_call() -> Non
                 texts = await eventually(
                     lambda: kit.agent_texts(ALICE), lambda t: "OK: buy milk in 5 min" in t
                 )
-            assert texts[0].startswith("Usage: remind <minutes:int> <text>\nminutes: ")
+            assert texts[0] == (
+                "Usage: remind <minutes:int> <text>\nminutes must be a whole number (got 'soon')"
+            )
             assert "(got 'soon')" in texts[0]
             assert texts[1] == "Usage: remind <minutes:int> <text>\nmissing <text>"
             assert calls == [(5, "buy milk")]

@@ -77,12 +77,21 @@ def test_rest_of_text_goes_to_the_keyword_only_str() -> None:
     [
         ("", "missing <minutes>"),
         ("5", "missing <text>"),
-        ("soon buy milk", "minutes: Input should be a valid integer"),
+        ("soon buy milk", "minutes must be a whole number"),
     ],
 )
 def test_bad_arguments_say_what_is_wrong(text: str, reason: str) -> None:
     with pytest.raises(CommandArgumentError, match=re.escape(reason)):
         CommandSignature(remind).bind(text)
+
+
+def test_plain_reasons_for_numbers_and_pydantic_wording_otherwise() -> None:
+    with pytest.raises(CommandArgumentError, match=re.escape("sides must be a whole number")):
+        CommandSignature(roll).bind("lots")
+    with pytest.raises(CommandArgumentError, match=re.escape("extra.0 must be a number")):
+        CommandSignature(roll).bind("6 much")
+    with pytest.raises(CommandArgumentError, match=r"color: Input should be 'red' or 'blue'"):
+        CommandSignature(order).bind("small green")
 
 
 def test_bad_value_names_the_input() -> None:
