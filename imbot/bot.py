@@ -35,7 +35,7 @@ from imbot.errors import ConfigError, MalformedEvent, SetupError
 from imbot.events import AnyEvent, MessageReceived, build_parsers, parse_event
 from imbot.inbox import Inbox, open_inbox
 from imbot.logging import configure_logging, debug_enabled, get_logger
-from imbot.routing import Router, RouteTable, unhandled_hint
+from imbot.routing import Router, RouteTable, unhandled_hint, usage_prefix
 from imbot.state import InstantStateStore, StateStore, open_state_store
 
 if TYPE_CHECKING:
@@ -394,7 +394,7 @@ class Bot(Router):
             >>> [c.usage for c in bot.commands]
             ['remind <minutes:int> <text>', 'help']
         """
-        prefix = "" if "" in self.command_prefixes else min(self.command_prefixes, key=len)
+        prefix = usage_prefix(self.command_prefixes)
         found = []
         for spec in self.handlers():
             if spec.command is None or spec.command_name is None:

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
         TapbackHandlerT,
     )
 
-__all__ = ["RouteTable", "Router", "unhandled_hint"]
+__all__ = ["RouteTable", "Router", "unhandled_hint", "usage_prefix"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _E = TypeVar("_E", bound=BaseException)
@@ -752,7 +752,7 @@ class RouteTable:
             raise SetupError('command_prefixes must be a non-empty sequence, e.g. ("/", "")')
         ordered = sorted(dict.fromkeys(prefixes), key=len, reverse=True)
         self._prefixes = tuple(ordered)
-        self._usage_prefix = "" if "" in ordered else ordered[-1]
+        self._usage_prefix = usage_prefix(ordered)
         specs: list[HandlerSpec] = []
         self.startup: list[Hook] = []
         shutdown: list[Hook] = []
@@ -880,6 +880,7 @@ class RouteTable:
         except SkipHandler:
             ctx.command = None
             ctx.args = {}
+            ctx.handler_name = None
             return False
         except Exception as exc:
             await self._failed(ctx, spec, exc)
@@ -922,6 +923,14 @@ class RouteTable:
             exc_info=exc,
         )
         ctx.bot._unhandled_error(ctx, exc)
+
+
+def usage_prefix(prefixes: Sequence[str]) -> str:
+    """The prefix shown in usage lines and help: ``""`` when optional, else the shortest.
+
+    Ties go to the first given, so ``("/", "!")`` shows ``/`` in help and in usage replies.
+    """
+    return "" if "" in prefixes else min(prefixes, key=len)
 
 
 def unhandled_hint(event_type: str) -> str:
