@@ -55,7 +55,7 @@ def cli_has_run() -> bool:
         [
             procs.PYTHON,
             "-c",
-            "import sys; from imbot.cli import main; sys.exit(main())",
+            "import sys; from imbot.cli.main import main; sys.exit(main())",
             "run",
             "--help",
         ]

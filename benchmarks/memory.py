@@ -68,7 +68,7 @@ async def _feed_batches(
 
 async def measure_dispatcher(conversations: int, batch: int) -> dict[str, Any]:
     """Feed ``imbot.dispatch.Dispatcher`` one event per conversation."""
-    from imbot.dispatch import Dispatcher
+    from imbot.bot.dispatch import Dispatcher
     from imbot.events import parse_event
 
     handled = 0

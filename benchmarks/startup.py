@@ -78,7 +78,7 @@ def dev_command() -> list[str] | None:
         else [
             procs.PYTHON,
             "-c",
-            "import sys; from imbot.cli import main; sys.exit(main())",
+            "import sys; from imbot.cli.main import main; sys.exit(main())",
             "imbot",
         ]
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib as _importlib
 import typing as _typing
 
-__version__ = "0.1.0"
+from imbot._version import __version__
 
 # name -> module that defines it; loaded on first attribute access (PEP 562).
 _EXPORTS = {
@@ -26,15 +26,15 @@ _EXPORTS = {
     "Assignment": "imbot.models",
     "BadRequest": "imbot.errors",
     "BodyTooLarge": "imbot.errors",
-    "Bot": "imbot.bot",
-    "BotState": "imbot.bot",
-    "CommandInfo": "imbot.commands",
+    "Bot": "imbot.bot.bot",
+    "BotState": "imbot.bot.bot",
+    "CommandInfo": "imbot.routing.commands",
     "ConfigError": "imbot.errors",
     "Conflict": "imbot.errors",
     "ConnectError": "imbot.errors",
     "ContactRule": "imbot.models",
-    "Contains": "imbot.filters",
-    "Context": "imbot.context",
+    "Contains": "imbot.routing.filters",
+    "Context": "imbot.bot.context",
     "Conversation": "imbot.models",
     "ConversationInactive": "imbot.errors",
     "ConversationSummary": "imbot.models",
@@ -42,14 +42,14 @@ _EXPORTS = {
     "DeliveryStatus": "imbot.models",
     "Direction": "imbot.models",
     "DuplicateContactRule": "imbot.errors",
-    "Filter": "imbot.filters",
+    "Filter": "imbot.routing.filters",
     "FilterMode": "imbot.models",
     "Forbidden": "imbot.errors",
-    "HasMedia": "imbot.filters",
+    "HasMedia": "imbot.routing.filters",
     "IdempotencyKeyReused": "imbot.errors",
     "Identity": "imbot.models",
     "ImbotError": "imbot.errors",
-    "InkboxClient": "imbot.client",
+    "InkboxClient": "imbot.client.client",
     "InkboxError": "imbot.errors",
     "InvalidRequest": "imbot.errors",
     "InvalidSignature": "imbot.errors",
@@ -70,25 +70,25 @@ _EXPORTS = {
     "ReactionReceived": "imbot.events",
     "RecipientBlocked": "imbot.errors",
     "RecipientNotE164": "imbot.errors",
-    "Regex": "imbot.filters",
-    "Router": "imbot.routing",
+    "Regex": "imbot.routing.filters",
+    "Router": "imbot.routing.router",
     "SendStyle": "imbot.models",
-    "Sender": "imbot.filters",
+    "Sender": "imbot.routing.filters",
     "ServerError": "imbot.errors",
     "Service": "imbot.models",
     "SetupError": "imbot.errors",
     "SkipHandler": "imbot.errors",
-    "Tapback": "imbot.filters",
+    "Tapback": "imbot.routing.filters",
     "TapbackKind": "imbot.models",
-    "Text": "imbot.filters",
+    "Text": "imbot.routing.filters",
     "TransportError": "imbot.errors",
     "TriageNumber": "imbot.models",
     "Unauthorized": "imbot.errors",
     "UnknownEvent": "imbot.events",
     "Unprocessable": "imbot.errors",
     "WebhookError": "imbot.errors",
-    "as_filter": "imbot.filters",
-    "configure_logging": "imbot.logging",
+    "as_filter": "imbot.routing.filters",
+    "configure_logging": "imbot.log",
     "parse_event": "imbot.events",
 }
 
@@ -166,11 +166,10 @@ __all__ = [
 ]
 
 if _typing.TYPE_CHECKING:
-    from imbot.bot import Bot as Bot
-    from imbot.bot import BotState as BotState
-    from imbot.client import InkboxClient as InkboxClient
-    from imbot.commands import CommandInfo as CommandInfo
-    from imbot.context import Context as Context
+    from imbot.bot.bot import Bot as Bot
+    from imbot.bot.bot import BotState as BotState
+    from imbot.bot.context import Context as Context
+    from imbot.client.client import InkboxClient as InkboxClient
     from imbot.errors import AskTimeout as AskTimeout
     from imbot.errors import BadRequest as BadRequest
     from imbot.errors import BodyTooLarge as BodyTooLarge
@@ -208,15 +207,7 @@ if _typing.TYPE_CHECKING:
     from imbot.events import ReactionReceived as ReactionReceived
     from imbot.events import UnknownEvent as UnknownEvent
     from imbot.events import parse_event as parse_event
-    from imbot.filters import Contains as Contains
-    from imbot.filters import Filter as Filter
-    from imbot.filters import HasMedia as HasMedia
-    from imbot.filters import Regex as Regex
-    from imbot.filters import Sender as Sender
-    from imbot.filters import Tapback as Tapback
-    from imbot.filters import Text as Text
-    from imbot.filters import as_filter as as_filter
-    from imbot.logging import configure_logging as configure_logging
+    from imbot.log import configure_logging as configure_logging
     from imbot.models import Assignment as Assignment
     from imbot.models import ContactRule as ContactRule
     from imbot.models import Conversation as Conversation
@@ -234,7 +225,16 @@ if _typing.TYPE_CHECKING:
     from imbot.models import Service as Service
     from imbot.models import TapbackKind as TapbackKind
     from imbot.models import TriageNumber as TriageNumber
-    from imbot.routing import Router as Router
+    from imbot.routing.commands import CommandInfo as CommandInfo
+    from imbot.routing.filters import Contains as Contains
+    from imbot.routing.filters import Filter as Filter
+    from imbot.routing.filters import HasMedia as HasMedia
+    from imbot.routing.filters import Regex as Regex
+    from imbot.routing.filters import Sender as Sender
+    from imbot.routing.filters import Tapback as Tapback
+    from imbot.routing.filters import Text as Text
+    from imbot.routing.filters import as_filter as as_filter
+    from imbot.routing.router import Router as Router
 
 
 def __getattr__(name: str) -> object:

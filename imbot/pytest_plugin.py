@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
-    from imbot.bot import Bot
+    from imbot.bot.bot import Bot
     from imbot.sim import Simulator
     from imbot.testing import BotHarness, Conversation
 
@@ -107,7 +107,7 @@ def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def _resolve_bot(request: pytest.FixtureRequest, given: object) -> Bot:
-    from imbot.bot import Bot
+    from imbot.bot.bot import Bot
 
     if given is None:
         try:

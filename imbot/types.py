@@ -22,8 +22,8 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Concatenate, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
-    from imbot.bot import Bot
-    from imbot.context import Context
+    from imbot.bot.bot import Bot
+    from imbot.bot.context import Context
     from imbot.events import (
         AnyEvent,
         DeliveryFailed,
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         MessageSent,
         ReactionReceived,
     )
-    from imbot.filters import Filter
+    from imbot.routing.filters import Filter
 
 __all__ = [
     "CommandHandler",

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import aiohttp
 import anyio
 
-from imbot.client import InkboxClient
+from imbot.client.client import InkboxClient
 from imbot.events import EVENT_TYPES
 from imbot.models import Identity, Message
 from imbot.sim import Simulator

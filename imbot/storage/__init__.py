@@ -1,121 +1,25 @@
 """Storage engines for the inbox and conversation state, chosen by URL.
 
-| URL | engine |
-|---|---|
-| ``None``, ``"memory://"`` | ``MemoryInboxStore`` / ``MemoryStateStore`` (the default) |
-| ``"sqlite:///bot.db"`` | ``SqliteInboxStore`` / ``SqliteStateStore``, file ``bot.db`` (relative) |
-| ``"sqlite:////var/lib/bot.db"`` | the same, absolute path ``/var/lib/bot.db`` |
-| ``"sqlite://"``, ``"sqlite:///:memory:"`` | SQLite in memory (tests) |
-
-A SQLite URL may end in ``?synchronous=full`` to fsync every commit (see ``imbot.storage.sqlite``).
-Inbox and state may share one file.
+``base`` holds the protocols, ``memory`` and ``sqlite`` the engines, ``urls`` the URL that
+chooses one (``None``/``"memory://"`` or ``"sqlite:///bot.db"``).
 """
 
-from __future__ import annotations
-
-import sqlite3
-from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote
-
-from imbot.errors import ConfigError
-from imbot.inbox import InboxStore
-from imbot.state import StateStore
+from imbot.storage.base import InboxStore, InstantStateStore, PendingEvent, StateStore
 from imbot.storage.memory import MemoryInboxStore, MemoryStateStore
-from imbot.storage.sqlite import SqliteInboxStore, SqliteStateStore, Synchronous
+from imbot.storage.sqlite import SqliteInboxStore, SqliteStateStore
+from imbot.storage.urls import StorageURL, open_inbox_store, open_state_store, parse_storage_url
 
 __all__ = [
+    "InboxStore",
+    "InstantStateStore",
     "MemoryInboxStore",
     "MemoryStateStore",
+    "PendingEvent",
     "SqliteInboxStore",
     "SqliteStateStore",
+    "StateStore",
     "StorageURL",
     "open_inbox_store",
     "open_state_store",
     "parse_storage_url",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class StorageURL:
-    """A parsed storage URL.
-
-    Attributes:
-        scheme: ``"memory"`` or ``"sqlite"``.
-        path: the SQLite file (``":memory:"`` for an in-memory database); empty for memory.
-        synchronous: the SQLite durability level.
-    """
-
-    scheme: str
-    path: str = ""
-    synchronous: Synchronous = "normal"
-
-
-_HELP = (
-    'use "memory://" (the default) or "sqlite:///path/to/bot.db" '
-    '(four slashes for an absolute path: "sqlite:////var/lib/bot.db")'
-)
-
-
-def parse_storage_url(url: str | None) -> StorageURL:
-    """Parse a storage URL.
-
-    Args:
-        url: the URL, or ``None`` for memory.
-
-    Raises:
-        ConfigError: the scheme is unknown or an option is invalid.
-    """
-    if url is None or url in ("memory://", "memory:", "memory"):
-        return StorageURL("memory")
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ConfigError(f"storage URL {url!r} has no scheme; {_HELP}")
-    if scheme == "memory":
-        raise ConfigError(f'storage URL {url!r}: "memory://" takes no path or options')
-    if scheme != "sqlite":
-        raise ConfigError(f"storage scheme {scheme!r} is not supported; {_HELP}")
-    location, _, query = rest.partition("?")
-    synchronous: Synchronous = "normal"
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key != "synchronous" or value.lower() not in ("normal", "full"):
-            raise ConfigError(
-                f"storage URL {url!r}: unknown option {key}={value!r}; the one option is "
-                "synchronous=normal|full"
-            )
-        synchronous = "full" if value.lower() == "full" else "normal"
-    if location in ("", "/", "/:memory:"):
-        return StorageURL("sqlite", ":memory:", synchronous)
-    if not location.startswith("/"):
-        raise ConfigError(f"storage URL {url!r} has a host part; {_HELP}")
-    # Like SQLAlchemy: what follows "sqlite:///" is the path, relative unless it starts with /.
-    return StorageURL("sqlite", unquote(location[1:]), synchronous)
-
-
-def open_inbox_store(url: str | None) -> InboxStore:
-    """Open the inbox engine a storage URL names.
-
-    Raises:
-        ConfigError: the URL is not supported.
-    """
-    parsed = parse_storage_url(url)
-    if parsed.scheme == "memory":
-        return MemoryInboxStore()
-    try:
-        return SqliteInboxStore(parsed.path, synchronous=parsed.synchronous)
-    except sqlite3.Error as exc:
-        raise ConfigError(f"cannot open the SQLite inbox at {parsed.path!r}: {exc}") from exc
-
-
-def open_state_store(url: str | None) -> StateStore:
-    """Open the state engine a storage URL names.
-
-    Raises:
-        ConfigError: the URL is not supported.
-    """
-    parsed = parse_storage_url(url)
-    if parsed.scheme == "memory":
-        return MemoryStateStore()
-    try:
-        return SqliteStateStore(parsed.path, synchronous=parsed.synchronous)
-    except sqlite3.Error as exc:
-        raise ConfigError(f"cannot open the SQLite state store at {parsed.path!r}: {exc}") from exc

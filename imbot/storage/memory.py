@@ -12,7 +12,7 @@ import json
 from collections import deque
 from typing import Any
 
-from imbot.inbox import PendingEvent
+from imbot.storage.base import PendingEvent
 
 __all__ = ["MemoryInboxStore", "MemoryStateStore"]
 

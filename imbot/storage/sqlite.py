@@ -33,7 +33,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from imbot.inbox import PendingEvent
+from imbot.storage.base import PendingEvent
 
 __all__ = ["SqliteInboxStore", "SqliteStateStore", "migrate"]
 

@@ -20,15 +20,15 @@ import aiohttp
 import anyio
 import anyio.abc
 
-from imbot.client import InkboxClient
+from imbot.client.client import InkboxClient
 from imbot.errors import Conflict
 from imbot.events import EVENT_TYPES
 from imbot.sim import Simulator
 from imbot.testing.conversation import Conversation
 
 if TYPE_CHECKING:
-    from imbot.bot import Bot
-    from imbot.context import Context
+    from imbot.bot.bot import Bot
+    from imbot.bot.context import Context
 
 __all__ = ["DEFAULT_TIMEOUT", "BotHarness", "HandlerError"]
 

@@ -12,7 +12,7 @@ import anyio
 import pytest
 from sim_support import PHONE, PHONE_2, Api, SimHandle, wait_until
 
-from imbot.client import InkboxClient
+from imbot.client.client import InkboxClient
 from imbot.errors import (
     ConversationInactive,
     DuplicateContactRule,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from imbot.cli import build_parser, main
+from imbot.cli.main import build_parser, main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

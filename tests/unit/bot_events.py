@@ -6,7 +6,7 @@ import itertools
 import json
 from typing import Any
 
-from imbot.client import InkboxClient
+from imbot.client.client import InkboxClient
 from imbot.events import AnyEvent, parse_event
 
 _ids = itertools.count(1)

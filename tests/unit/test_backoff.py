@@ -7,7 +7,12 @@ from email.utils import format_datetime
 
 import pytest
 
-from imbot.backoff import IN_PROGRESS_CODE, RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from imbot.client.backoff import (
+    IN_PROGRESS_CODE,
+    RETRYABLE_STATUSES,
+    RetryPolicy,
+    parse_retry_after,
+)
 from imbot.errors import (
     ConnectError,
     InkboxError,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from imbot._apploader import AppError, derive_handle, load_app, parse_app
-from imbot._chat import Transcript
-from imbot._devserver import SourceWatcher
-from imbot._setup import read_secret, save_secret
-from imbot.cli import build_parser, main
+from imbot.cli.apploader import AppError, derive_handle, load_app, parse_app
+from imbot.cli.chat import Transcript
+from imbot.cli.dev import SourceWatcher
+from imbot.cli.main import build_parser, main
+from imbot.cli.setup import read_secret, save_secret
 
 COMMANDS = ["run", "dev", "sim", "chat", "setup"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from imbot.cli import main
+from imbot.cli.main import main
 from imbot.errors import InvalidSignature
 from imbot.events import EVENT_TYPES
 from imbot.sim import Simulator

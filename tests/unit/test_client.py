@@ -25,7 +25,8 @@ from aiohttp import web
 from inkbox_stub import InkboxStub, Reply
 
 from imbot import __version__
-from imbot.client import InkboxClient
+from imbot.client.client import InkboxClient
+from imbot.client.transport import MockTransport, Request, Response
 from imbot.config import Settings
 from imbot.errors import (
     BadRequest,
@@ -51,7 +52,6 @@ from imbot.errors import (
     Unprocessable,
 )
 from imbot.models import Message, SendMessage
-from imbot.transport import MockTransport, Request, Response
 
 EXAMPLES_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "wire_examples.json"
 _DATA = json.loads(EXAMPLES_FILE.read_text(encoding="utf-8"))

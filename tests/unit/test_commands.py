@@ -8,13 +8,13 @@ from typing import Literal
 
 import pytest
 
-from imbot.commands import (
+from imbot.errors import SetupError
+from imbot.routing.commands import (
     CommandArgumentError,
     CommandSignature,
     check_command_name,
     parse_command,
 )
-from imbot.errors import SetupError
 
 
 class Size(enum.Enum):

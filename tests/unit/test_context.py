@@ -19,7 +19,7 @@ from bot_events import (
 from bot_simkit import eventually, serving, simulated, snapshot
 
 from imbot import AskTimeout, Bot, Context, MessageReceived, SkipHandler
-from imbot.context import AskRegistry, Typing, idempotency_key
+from imbot.bot.context import AskRegistry, Typing, idempotency_key
 from imbot.errors import ImbotError
 from imbot.events import AnyEvent, MessageSent, parse_event
 from imbot.models import Message

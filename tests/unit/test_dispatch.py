@@ -14,7 +14,7 @@ import anyio
 import pytest
 import structlog
 
-from imbot.dispatch import Dispatcher
+from imbot.bot.dispatch import Dispatcher
 from imbot.errors import SetupError
 from imbot.events import AnyEvent, MessageReceived, parse_event
 

@@ -237,8 +237,8 @@ def test_skip_handler_is_control_flow_not_an_imbot_error() -> None:
 
 def test_the_old_homes_still_export_the_same_classes() -> None:
     import imbot
-    from imbot.context import AskTimeout as FromContext
-    from imbot.handlers import SkipHandler as FromHandlers
+    from imbot.bot.context import AskTimeout as FromContext
+    from imbot.routing.handlers import SkipHandler as FromHandlers
 
     assert FromContext is AskTimeout is imbot.AskTimeout
     assert FromHandlers is SkipHandler is imbot.SkipHandler

@@ -12,7 +12,7 @@ from bot_events import OTHER, message_event, offline_client, reaction_event
 from imbot import Bot, Contains, Context, Filter, HasMedia, Regex, Sender, Tapback, Text
 from imbot.errors import SetupError
 from imbot.events import AnyEvent
-from imbot.filters import all_of, as_filter, check, message_filters
+from imbot.routing.filters import all_of, as_filter, check, message_filters
 
 
 def ctx_for(event: AnyEvent) -> Context[Any]:

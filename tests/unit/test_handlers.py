@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from imbot.commands import CommandSignature
 from imbot.errors import SetupError
-from imbot.handlers import (
+from imbot.routing.commands import CommandSignature
+from imbot.routing.handlers import (
     DECORATOR_FOR_EVENT,
     EVENT_TYPE_OF_KIND,
     HandlerSpec,

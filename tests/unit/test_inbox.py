@@ -7,8 +7,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from imbot.bot.inbox import Inbox, InboxStore, PendingEvent, open_inbox
 from imbot.errors import ConfigError
-from imbot.inbox import Inbox, InboxStore, PendingEvent, open_inbox
 from imbot.storage import (
     MemoryInboxStore,
     SqliteInboxStore,

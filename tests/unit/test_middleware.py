@@ -7,7 +7,7 @@ from typing import Any
 from bot_events import message_event, offline_client, run_events
 
 from imbot import Bot, Context, Router
-from imbot.middleware import compose
+from imbot.routing.middleware import compose
 from imbot.types import Next
 
 

@@ -15,9 +15,9 @@ import pytest
 import structlog
 from aiohttp import web
 
+from imbot.bot.server import create_app, serve_app
 from imbot.errors import SetupError
 from imbot.events import AnyEvent, MessageReceived
-from imbot.server import create_app, serve_app
 from imbot.webhooks import sign
 
 SECRET = "whsec_test_secret"

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from imbot.state import ConversationState, StateStore, load_state, open_state_store
+from imbot.bot.state import ConversationState, StateStore, load_state, open_state_store
 from imbot.storage import MemoryStateStore
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from imbot.inbox import PendingEvent, open_inbox
-from imbot.state import load_state, open_state_store
+from imbot.bot.inbox import PendingEvent, open_inbox
+from imbot.bot.state import load_state, open_state_store
 from imbot.storage import SqliteInboxStore, SqliteStateStore
 from imbot.storage import sqlite as sqlite_engine
 
@@ -57,7 +57,7 @@ async def test_accepted_events_survive_a_killed_process(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os, signal, anyio
-        from imbot.inbox import open_inbox
+        from imbot.bot.inbox import open_inbox
 
         async def main():
             inbox = open_inbox("sqlite:///{db}")

@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from inkbox_stub import InkboxStub, Reply
 
+from imbot.client.transport import AiohttpTransport, MockTransport, Request, Response, Transport
 from imbot.errors import ConnectError, SetupError, TransportError
-from imbot.transport import AiohttpTransport, MockTransport, Request, Response, Transport
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from imbot.errors import SetupError
 
 if TYPE_CHECKING:
-    from imbot.bot import Bot
+    from imbot.bot.bot import Bot
 
 __all__ = ["AppError", "AppSpec", "LoadedApp", "derive_handle", "load_app", "parse_app"]
 
@@ -190,7 +190,7 @@ def load_app(text: str) -> LoadedApp:
     """
     spec = parse_app(text)
     module, source = _import_file(spec) if spec.path is not None else _import_module(spec)
-    from imbot.bot import Bot
+    from imbot.bot.bot import Bot
 
     where = spec.path if spec.path is not None else spec.module
     if not hasattr(module, spec.attr):

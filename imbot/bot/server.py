@@ -27,12 +27,12 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from imbot.errors import InvalidSignature, MalformedEvent, SetupError
 from imbot.events import AnyEvent, UnknownEvent, parse_event
-from imbot.logging import get_logger
+from imbot.log import get_logger
 from imbot.webhooks import verify
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app", "serve_app"]
 
-_log = get_logger("imbot.server")
+_log = get_logger("imbot.bot.server")
 
 DEFAULT_MAX_BODY_SIZE = 1_048_576
 """Largest webhook body accepted, in bytes (1 MiB; real events are a few KiB)."""

@@ -2,8 +2,8 @@
 
 To add a subcommand, write ``_add_<name>(subparsers)`` (which registers its arguments and
 sets ``handler``) and ``_run_<name>(args) -> int``, then list ``_add_<name>`` in
-``_SUBCOMMANDS``. The work itself lives in one module per command (``imbot._devserver``,
-``imbot._chat``, ``imbot._setup``), imported only when that command runs, so that
+``_SUBCOMMANDS``. The work itself lives in one module per command (``imbot.cli.dev``,
+``imbot.cli.chat``, ``imbot.cli.setup``), imported only when that command runs, so that
 ``imbot run`` starts fast.
 
 Every expected failure (no API key, unknown handle, API unreachable, port in use, an APP
@@ -134,7 +134,7 @@ def _watch_parent(parent: int) -> None:
 
 
 def _run_run(args: argparse.Namespace) -> int:
-    from imbot._apploader import load_app
+    from imbot.cli.apploader import load_app
 
     if args.parent_pid is not None:
         _watch_parent(args.parent_pid)
@@ -184,8 +184,8 @@ def _add_dev(subparsers: _Subparsers) -> None:
 
 
 def _run_dev(args: argparse.Namespace) -> int:
-    from imbot._apploader import load_app
-    from imbot._devserver import DevOptions, run_dev
+    from imbot.cli.apploader import load_app
+    from imbot.cli.dev import DevOptions, run_dev
 
     options = DevOptions(
         port=args.port,
@@ -265,7 +265,7 @@ def _add_sim(subparsers: _Subparsers) -> None:
 
 
 def _run_sim(args: argparse.Namespace) -> int:
-    from imbot._simserver import serve_simulator
+    from imbot.cli.sim import serve_simulator
     from imbot.sim import Simulator
 
     admin_key = args.admin_key or os.environ.get("IMBOT_SIM_ADMIN_KEY") or None
@@ -326,7 +326,7 @@ def _add_chat(subparsers: _Subparsers) -> None:
 
 
 def _run_chat(args: argparse.Namespace) -> int:
-    from imbot._chat import ChatOptions, run_chat
+    from imbot.cli.chat import ChatOptions, run_chat
 
     linger = args.linger
     if linger is None:
@@ -390,7 +390,7 @@ def _run_setup(args: argparse.Namespace) -> int:
 
     import anyio
 
-    from imbot._setup import SetupOptions, run_setup
+    from imbot.cli.setup import SetupOptions, run_setup
 
     options = SetupOptions(
         url=args.url,
@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from imbot import __version__
+    from imbot._version import __version__
 
     return __version__
 

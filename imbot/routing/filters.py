@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from imbot.errors import SetupError
 
 if TYPE_CHECKING:
-    from imbot.context import Context
+    from imbot.bot.context import Context
     from imbot.types import FilterLike
 
 __all__ = [

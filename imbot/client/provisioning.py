@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from imbot._base import _BaseClient, enum_value, handle_segment, ignore_body, segment
+from imbot.client._request import _BaseClient, enum_value, handle_segment, ignore_body, segment
 from imbot.errors import InvalidRequest
 from imbot.models import FilterMode, Identity, SigningKey, SigningKeyStatus, WebhookSubscription
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from imbot.context import Context
+    from imbot.bot.context import Context
     from imbot.types import Middleware, Next
 
 __all__ = ["compose"]

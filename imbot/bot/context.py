@@ -20,19 +20,19 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 import anyio
 import anyio.abc
 
+from imbot.bot.state import ConversationState, load_state, load_state_nowait
 from imbot.errors import AskTimeout, ImbotError, SkipHandler
 from imbot.events import AnyEvent, MessageEvent, MessageReceived, ReactionReceived
-from imbot.logging import get_logger
+from imbot.log import get_logger
 from imbot.models import MediaUpload, Message, Reaction
-from imbot.state import ConversationState, load_state, load_state_nowait
 
 if TYPE_CHECKING:
     import re
 
     from structlog.typing import FilteringBoundLogger
 
-    from imbot.bot import Bot
-    from imbot.client import InkboxClient
+    from imbot.bot.bot import Bot
+    from imbot.client.client import InkboxClient
     from imbot.models import MarkReadResult, SendStyle, TapbackKind
 
 __all__ = [

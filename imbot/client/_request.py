@@ -16,8 +16,9 @@ from urllib.parse import quote, urlencode
 import anyio
 from pydantic import ValidationError
 
-from imbot import __version__
-from imbot.backoff import RetryPolicy, parse_retry_after
+from imbot._version import __version__
+from imbot.client.backoff import RetryPolicy, parse_retry_after
+from imbot.client.transport import AiohttpTransport, Request, Response, Transport
 from imbot.config import Settings, resolve_settings
 from imbot.errors import (
     ConfigError,
@@ -27,8 +28,7 @@ from imbot.errors import (
     TransportError,
     error_for_response,
 )
-from imbot.logging import get_logger
-from imbot.transport import AiohttpTransport, Request, Response, Transport
+from imbot.log import get_logger
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ MAX_PAGE_SIZE = 200
 
 QueryValue = str | int | bool | date | None
 
-_log = get_logger("imbot.client")
+_log = get_logger("imbot.client.client")
 
 
 def ignore_body(_: bytes) -> None:

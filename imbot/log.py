@@ -87,7 +87,7 @@ def get_logger(name: str) -> FilteringBoundLogger:
     """A structlog logger for an imbot module, importing structlog only when it first logs.
 
     Example:
-        >>> _log = get_logger("imbot.dispatch")   # at module level, costs nothing
+        >>> _log = get_logger("imbot.bot.dispatch")   # at module level, costs nothing
         >>> _log.info("started", lanes=3)
     """
     # Typed as what it stands for: every attribute is structlog's logger's.

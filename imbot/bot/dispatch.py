@@ -37,11 +37,11 @@ import anyio.lowlevel
 
 from imbot.errors import SetupError
 from imbot.events import AnyEvent
-from imbot.logging import get_logger
+from imbot.log import get_logger
 
 __all__ = ["Dispatcher"]
 
-_log = get_logger("imbot.dispatch")
+_log = get_logger("imbot.bot.dispatch")
 
 _NEW, _RUNNING, _CLOSING, _CLOSED = range(4)
 _WORKER_TASK_NAME = "imbot.dispatch.worker"

@@ -4,18 +4,21 @@ The bot loads a conversation's state when a handler first reads ``ctx.state`` (o
 store that can only load by awaiting, before the first handler is tried) and saves it after
 the handler if it changed, so a handler that never touches ``ctx.state`` costs no load.
 Values must be JSON-serializable, so the same state works in memory, in SQLite and in later
-engines. Handlers of one conversation never run at the same time (see ``imbot.dispatch``),
+engines. Handlers of one conversation never run at the same time (see ``imbot.bot.dispatch``),
 so a load-modify-save needs no lock.
 
-This module holds the semantics and the ``StateStore`` protocol; the engines live in
-``imbot.storage``.
+This module holds the semantics; the ``StateStore`` protocol is in ``imbot.storage.base``
+and the engines beside it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, MutableMapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
+
+from imbot.storage.base import InstantStateStore, StateStore
+from imbot.storage.urls import open_state_store as _open
 
 __all__ = [
     "ConversationState",
@@ -25,46 +28,6 @@ __all__ = [
     "load_state_nowait",
     "open_state_store",
 ]
-
-
-@runtime_checkable
-class StateStore(Protocol):
-    """What a state engine provides: one JSON object per conversation.
-
-    Engines must keep nothing for a conversation whose state is empty: ``ConversationState``
-    calls ``delete`` rather than saving ``{}``.
-    """
-
-    async def load(self, conversation_id: str) -> dict[str, Any] | None:
-        """Return the saved state, or ``None`` when there is none."""
-        ...
-
-    async def save(self, conversation_id: str, data: dict[str, Any]) -> None:
-        """Replace the saved state; ``data`` holds JSON-serializable values only."""
-        ...
-
-    async def delete(self, conversation_id: str) -> None:
-        """Forget the conversation's state (no error when there is none)."""
-        ...
-
-    async def close(self) -> None:
-        """Release the engine's resources."""
-        ...
-
-
-@runtime_checkable
-class InstantStateStore(StateStore, Protocol):
-    """A ``StateStore`` that can also read without awaiting (both built-in engines can).
-
-    ``ctx.state`` is a plain property, so the bot can load a conversation's state at the
-    moment a handler first touches it only through ``load_nowait``. With a store that lacks
-    it (one that reads over the network), the state is loaded before the first handler is
-    tried instead.
-    """
-
-    def load_nowait(self, conversation_id: str) -> dict[str, Any] | None:
-        """Return the saved state, or ``None``, without blocking the event loop."""
-        ...
 
 
 def _encode(data: Any) -> str:
@@ -230,7 +193,5 @@ def open_state_store(url: str | None = None) -> StateStore:
     Raises:
         ConfigError: the URL's scheme is not supported or the URL is malformed.
     """
-    # Imported here because the engines import this module's protocol for typing.
-    from imbot.storage import open_state_store as _open
 
     return _open(url)

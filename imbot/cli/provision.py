@@ -13,7 +13,7 @@ from imbot.errors import NotFound
 from imbot.events import EVENT_TYPES
 
 if TYPE_CHECKING:
-    from imbot.client import InkboxClient
+    from imbot.client.client import InkboxClient
     from imbot.models import Identity, WebhookSubscription
 
 __all__ = ["Subscribed", "ensure_identity", "ensure_subscription"]

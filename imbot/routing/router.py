@@ -22,16 +22,17 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from imbot.commands import (
+from imbot.errors import SetupError
+from imbot.events import EVENT_TYPES
+from imbot.log import debug_enabled, get_logger
+from imbot.routing.commands import (
     CommandArgumentError,
     CommandSignature,
     check_command_name,
     parse_command,
 )
-from imbot.errors import SetupError
-from imbot.events import EVENT_TYPES
-from imbot.filters import Tapback, all_of, check, message_filters
-from imbot.handlers import (
+from imbot.routing.filters import Tapback, all_of, check, message_filters
+from imbot.routing.handlers import (
     DECORATOR_FOR_EVENT,
     HandlerSpec,
     SkipHandler,
@@ -40,11 +41,10 @@ from imbot.handlers import (
     name_of,
     summary_of,
 )
-from imbot.logging import debug_enabled, get_logger
-from imbot.middleware import compose
+from imbot.routing.middleware import compose
 
 if TYPE_CHECKING:
-    from imbot.context import Context
+    from imbot.bot.context import Context
     from imbot.models import TapbackKind
     from imbot.types import (
         CommandHandlerT,
@@ -221,7 +221,7 @@ class Router:
     ) -> Callable[[CommandHandlerT], CommandHandlerT]:
         """Handle a command: a message whose first word is ``name`` (after a prefix).
 
-        The handler's extra parameters are the command's arguments (see ``imbot.commands``);
+        The handler's extra parameters are the command's arguments (see ``imbot.routing.commands``);
         its docstring's first line is the summary ``bot.help_text()`` shows.
 
         Example:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from imbot._base import (
+from imbot.client._request import (
     _BaseClient,
     check_page,
     enum_value,

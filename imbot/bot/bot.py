@@ -27,21 +27,21 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 import anyio.abc
 
-from imbot.commands import CommandInfo
+from imbot.bot.context import AskRegistry, Context, MediaInput, media_url
+from imbot.bot.dispatch import Dispatcher
+from imbot.bot.inbox import Inbox, open_inbox
+from imbot.bot.state import InstantStateStore, StateStore, open_state_store
 from imbot.config import SIGNING_KEY_ENV, resolve_bot_settings
-from imbot.context import AskRegistry, Context, MediaInput, media_url
-from imbot.dispatch import Dispatcher
 from imbot.errors import ConfigError, MalformedEvent, SetupError
 from imbot.events import AnyEvent, MessageReceived, build_parsers, parse_event
-from imbot.inbox import Inbox, open_inbox
-from imbot.logging import configure_logging, debug_enabled, get_logger
-from imbot.routing import Router, RouteTable, unhandled_hint, usage_prefix
-from imbot.state import InstantStateStore, StateStore, open_state_store
+from imbot.log import configure_logging, debug_enabled, get_logger
+from imbot.routing.commands import CommandInfo
+from imbot.routing.router import Router, RouteTable, unhandled_hint, usage_prefix
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from imbot.client import InkboxClient
+    from imbot.client.client import InkboxClient
     from imbot.models import Message, SendStyle
     from imbot.types import ErrorListener, Lifespan
 
@@ -452,7 +452,7 @@ class Bot(Router):
     def _open_client(self) -> tuple[InkboxClient, bool]:
         if self._client_arg is not None:
             return self._client_arg, False
-        from imbot.client import InkboxClient
+        from imbot.client.client import InkboxClient
 
         return InkboxClient(api_key=self._api_key, base_url=self._base_url), True
 
@@ -774,7 +774,7 @@ class Bot(Router):
         await self.feed(event, raw)
 
     def _create_app(self, path: str, secrets: Sequence[str]) -> web.Application:
-        from imbot.server import create_app
+        from imbot.bot.server import create_app
 
         return create_app(
             receive=self._receive,
@@ -858,7 +858,7 @@ class Bot(Router):
         await _check_port(host, port)  # before start-up: a taken port starts nothing
         try:
             async with self:
-                from imbot.server import serve_app
+                from imbot.bot.server import serve_app
 
                 app = self._create_app(path, secrets)
                 stop = self._stop_requested
@@ -885,7 +885,7 @@ class Bot(Router):
     ) -> None:
         """Serve until SIGINT/SIGTERM: the one blocking entry point.
 
-        Configures logging (see ``imbot.logging``), serves, and on the first signal stops
+        Configures logging (see ``imbot.log``), serves, and on the first signal stops
         taking webhooks and lets running handlers finish within ``drain_timeout``; a second
         signal cancels them.
 

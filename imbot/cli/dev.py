@@ -26,7 +26,7 @@ import anyio.abc
 from imbot.errors import SetupError
 
 if TYPE_CHECKING:
-    from imbot._apploader import LoadedApp
+    from imbot.cli.apploader import LoadedApp
     from imbot.sim import Simulator
 
 __all__ = ["DevOptions", "SourceWatcher", "run_dev"]
@@ -129,8 +129,8 @@ async def _provision(sim: Simulator, handle: str, webhook: str) -> _Credentials:
     """Identity (iMessage on), subscription, identity-scoped key and a fresh signing key."""
     import aiohttp
 
-    from imbot._provision import ensure_identity, ensure_subscription
-    from imbot.client import InkboxClient
+    from imbot.cli.provision import ensure_identity, ensure_subscription
+    from imbot.client.client import InkboxClient
 
     async with InkboxClient(api_key=sim.admin_key, base_url=sim.base_url) as client:
         identity, _ = await ensure_identity(client, handle, create=True)

@@ -5,8 +5,8 @@ envelope id (``evt_…``). The inbox remembers the ids it has accepted within a 
 and answers ``False`` for a repeat. A durable store also keeps each accepted body until the
 bot marks it complete, so events acknowledged before a crash are handled after the restart.
 
-This module holds the semantics and the ``InboxStore`` protocol; the engines live in
-``imbot.storage`` (``memory`` and ``sqlite``).
+This module holds the semantics; the ``InboxStore`` protocol is in ``imbot.storage.base`` and
+the engines beside it (``memory`` and ``sqlite``).
 
 | URL | engine | after a crash |
 |---|---|---|
@@ -16,53 +16,10 @@ This module holds the semantics and the ``InboxStore`` protocol; the engines liv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from imbot.storage.base import InboxStore, PendingEvent
+from imbot.storage.urls import open_inbox_store
 
 __all__ = ["Inbox", "InboxStore", "PendingEvent", "open_inbox"]
-
-
-@dataclass(frozen=True, slots=True)
-class PendingEvent:
-    """An event that was accepted but not yet marked complete.
-
-    Attributes:
-        event_id: the envelope id (``evt_…``).
-        raw: the webhook body exactly as received; parse it with ``imbot.events.parse_event``.
-    """
-
-    event_id: str
-    raw: bytes
-
-
-@runtime_checkable
-class InboxStore(Protocol):
-    """What an inbox engine provides: a dedupe window plus the bodies of unhandled events.
-
-    An engine may also set a ``durable`` attribute to ``True`` when ``add`` returns only
-    after the event is safely written; ``Inbox`` reads it with a default of ``False``.
-    """
-
-    async def add(self, event_id: str, raw: bytes) -> bool:
-        """Record an accepted event.
-
-        Returns:
-            ``True`` when the id is new, ``False`` when it was seen before. A durable engine
-            returns only once the event is committed.
-        """
-        ...
-
-    async def complete(self, event_id: str) -> None:
-        """Mark an event handled: drop its body, keep its id for dedupe."""
-        ...
-
-    async def pending(self) -> list[PendingEvent]:
-        """Return the accepted events not yet completed, oldest first."""
-        ...
-
-    async def close(self) -> None:
-        """Release the engine's resources."""
-        ...
 
 
 class Inbox:
@@ -145,7 +102,5 @@ def open_inbox(url: str | None = None) -> Inbox:
     Raises:
         ConfigError: the URL's scheme is not supported or the URL is malformed.
     """
-    # Imported here because the engines import this module's PendingEvent.
-    from imbot.storage import open_inbox_store
 
     return Inbox(open_inbox_store(url))

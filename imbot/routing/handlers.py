@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from imbot.commands import CommandSignature
 from imbot.errors import SetupError, SkipHandler  # SkipHandler: kept importable from here
+from imbot.routing.commands import CommandSignature
 
 if TYPE_CHECKING:
-    from imbot.context import Context
-    from imbot.filters import Filter
+    from imbot.bot.context import Context
+    from imbot.routing.filters import Filter
     from imbot.types import ErrorHandler, Next
 
 __all__ = [

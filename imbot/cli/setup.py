@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 from imbot.errors import NotFound, SetupError
 
 if TYPE_CHECKING:
-    from imbot.client import InkboxClient
+    from imbot.client.client import InkboxClient
 
 __all__ = ["SetupOptions", "read_secret", "run_setup", "save_secret"]
 
@@ -105,8 +105,8 @@ async def run_setup(options: SetupOptions, *, out: TextIO | None = None) -> None
         InkboxError: the API refused a step.
         TransportError: the API could not be reached.
     """
-    from imbot._provision import ensure_identity, ensure_subscription
-    from imbot.client import InkboxClient
+    from imbot.cli.provision import ensure_identity, ensure_subscription
+    from imbot.client.client import InkboxClient
 
     stream = sys.stdout if out is None else out
     # One retry is enough for a one-off command; an unreachable API fails fast.

@@ -21,10 +21,10 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
-from imbot._base import check_idempotency_key, check_page, ignore_body, invalid, segment
-from imbot._media import MediaSource, encode_multipart, guess_content_type, read_media
-from imbot._rules_api import _ContactRuleEndpoints
-from imbot._setup_api import _SetupEndpoints
+from imbot.client._request import check_idempotency_key, check_page, ignore_body, invalid, segment
+from imbot.client.media import MediaSource, encode_multipart, guess_content_type, read_media
+from imbot.client.provisioning import _SetupEndpoints
+from imbot.client.rules import _ContactRuleEndpoints
 from imbot.errors import NotConnected, NotFound
 from imbot.models import (
     MAX_TEXT_LENGTH,
