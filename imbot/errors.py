@@ -5,6 +5,7 @@ ImbotError
 ├── SetupError (also RuntimeError)     misuse caught at registration or start-up
 ├── ConfigError (also SetupError)      a missing or invalid setting (API key, handle, URL)
 ├── AskTimeout (also TimeoutError)     ctx.ask got no answer in time
+├── CommandArgumentError               a command's words do not fit it (answered with usage)
 ├── InkboxError                        the API answered with an error status
 │   ├── BadRequest                     400  e.g. identity not iMessage-enabled
 │   ├── Unauthorized                   401  missing or wrong API key
@@ -52,6 +53,7 @@ __all__ = [
     "AskTimeout",
     "BadRequest",
     "BodyTooLarge",
+    "CommandArgumentError",
     "ConfigError",
     "Conflict",
     "ConnectError",
@@ -79,6 +81,7 @@ __all__ = [
     "Unprocessable",
     "WebhookError",
     "error_for_response",
+    "single_exception",
 ]
 
 
@@ -117,6 +120,20 @@ class AskTimeout(ImbotError, TimeoutError):
         )
         self.timeout = timeout
         self.conversation_id = conversation_id
+
+
+class CommandArgumentError(ImbotError):
+    """A command's arguments are missing, extra or of the wrong type.
+
+    The bot answers it with the command's usage line; handlers never see it.
+
+    Attributes:
+        reason: what was wrong, e.g. ``minutes: Input should be a valid integer (got 'x')``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class SkipHandler(Exception):
@@ -425,3 +442,21 @@ def error_for_response(
         retry_after=retry_after,
         agent_support=agent_support if isinstance(agent_support, str) else None,
     )
+
+
+def single_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception inside (nested) task-group errors, or ``None`` when there are several.
+
+    A task group wraps what its tasks raise; where one task failed, callers want that error,
+    not a group around it.
+
+    Example:
+        >>> single_exception(BaseExceptionGroup("", [ValueError("x")]))
+        ValueError('x')
+    """
+    inner: BaseException = group
+    while isinstance(inner, BaseExceptionGroup):
+        if len(inner.exceptions) != 1:
+            return None
+        inner = inner.exceptions[0]
+    return inner

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 __all__ = [
     "E164",
+    "E164_PATTERN",
     "Assignment",
     "AssignmentStatus",
     "ContactRule",
@@ -42,17 +43,20 @@ __all__ = [
     "SendMessage",
     "SendReaction",
     "SendStyle",
+    "SendableTapback",
     "Service",
     "SigningKey",
     "SigningKeyStatus",
     "TapbackKind",
+    "TapbackName",
     "TriageNumber",
     "WebhookSubscription",
     "WireModel",
     "is_e164",
 ]
 
-_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+E164_PATTERN = re.compile(r"^\+[1-9][0-9]{1,14}$")
+"""An E.164 phone number: ``+``, a non-zero digit, then 1 to 14 digits (the one definition)."""
 
 MAX_TEXT_LENGTH = 18_996
 """The longest message text the service accepts, in Unicode code points."""
@@ -60,7 +64,7 @@ MAX_TEXT_LENGTH = 18_996
 
 def is_e164(value: str) -> bool:
     """Tell whether ``value`` is an E.164 phone number (``+`` then 2 to 15 digits)."""
-    return bool(_E164.match(value))
+    return bool(E164_PATTERN.match(value))
 
 
 def _check_e164(value: str) -> str:
@@ -146,6 +150,13 @@ class TapbackKind(StrEnum):
     def sendable(self) -> bool:
         """Whether an agent may send this kind."""
         return self is not TapbackKind.CUSTOM
+
+
+SendableTapback = Literal["love", "like", "dislike", "laugh", "emphasize", "question", "eyes"]
+"""The tapbacks an agent may send, as a type (the values of ``TapbackKind`` but ``custom``)."""
+
+TapbackName = Literal["love", "like", "dislike", "laugh", "emphasize", "question", "eyes", "custom"]
+"""Every tapback that can arrive, as a type (the values of ``TapbackKind``)."""
 
 
 class SendStyle(StrEnum):
@@ -456,7 +467,7 @@ class SendReaction(RequestModel):
     """The body of ``POST /reactions``: one of the seven sendable tapbacks."""
 
     message_id: str
-    reaction: Literal["love", "like", "dislike", "laugh", "emphasize", "question", "eyes"]
+    reaction: SendableTapback
     part_index: int = Field(default=0, ge=0)
 
     def to_wire(self) -> dict[str, Any]:

@@ -20,13 +20,13 @@ import anyio.abc
 from anyio.from_thread import BlockingPortal
 
 from imbot.errors import SetupError
+from imbot.models import is_e164
 
 __all__ = ["ChatOptions", "Transcript", "run_chat"]
 
 DEFAULT_PHONE = "+15551234567"
 """The number ``imbot chat`` texts from unless ``--phone`` says otherwise."""
 
-_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 _CONNECT = re.compile(r"^\s*connect\s+@?(\S+)\s*$", re.IGNORECASE)
 
 _VERBS = {
@@ -299,7 +299,7 @@ def run_chat(options: ChatOptions, out: IO[str] | None = None) -> None:
     Raises:
         ChatError: the phone number is invalid or the simulator cannot be reached.
     """
-    if not _E164.match(options.phone):
+    if not is_e164(options.phone):
         raise ChatError(
             f"--phone must be an E.164 number like {DEFAULT_PHONE}, not {options.phone!r}"
         )

@@ -35,10 +35,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from imbot.errors import ImbotError, SetupError
+from imbot.errors import CommandArgumentError, SetupError
 
 __all__ = [
-    "CommandArgumentError",
     "CommandInfo",
     "CommandSignature",
     "check_command_name",
@@ -46,20 +45,6 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"[^\s/]\S*")
-
-
-class CommandArgumentError(ImbotError):
-    """A command's arguments are missing, extra or of the wrong type.
-
-    The bot answers it with the command's usage line; handlers never see it.
-
-    Attributes:
-        reason: what was wrong, e.g. ``minutes: Input should be a valid integer (got 'x')``.
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from imbot.errors import SetupError
+from imbot.models import TapbackKind, is_e164
 
 if TYPE_CHECKING:
     from imbot.bot.context import Context
@@ -41,9 +42,7 @@ __all__ = [
     "message_filters",
 ]
 
-_TAPBACK_KINDS = frozenset(
-    ("love", "like", "dislike", "laugh", "emphasize", "question", "eyes", "custom")
-)
+_TAPBACK_KINDS = frozenset(kind.value for kind in TapbackKind)
 
 
 class Filter:
@@ -429,7 +428,7 @@ class Sender(Filter):
     def __init__(self, *numbers: str) -> None:
         items = _strings(numbers, "Sender")
         for number in items:
-            if not re.fullmatch(r"\+[1-9][0-9]{1,14}", number):
+            if not is_e164(number):
                 raise SetupError(
                     f"Sender({number!r}): numbers must be E.164, a '+' then the country code "
                     "and digits only, e.g. '+15555550142'"

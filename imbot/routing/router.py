@@ -22,11 +22,10 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from imbot.errors import SetupError
+from imbot.errors import CommandArgumentError, SetupError
 from imbot.events import EVENT_TYPES
 from imbot.log import debug_enabled, get_logger
 from imbot.routing.commands import (
-    CommandArgumentError,
     CommandSignature,
     check_command_name,
     parse_command,

@@ -12,12 +12,15 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from imbot.models import E164_PATTERN, MAX_TEXT_LENGTH
+from imbot.models import SendableTapback as Sendable
+from imbot.models import TapbackName as AnyReaction
 from imbot.sim.responses import ApiError, unprocessable
 
 __all__ = [
@@ -42,9 +45,9 @@ __all__ = [
     "path_uuid",
 ]
 
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
-MAX_TEXT = 18_996
-SENDABLE_REACTIONS = ("love", "like", "dislike", "laugh", "emphasize", "question", "eyes")
+E164 = E164_PATTERN
+MAX_TEXT = MAX_TEXT_LENGTH
+SENDABLE_REACTIONS: tuple[str, ...] = get_args(Sendable)
 
 SendStyle = Literal[
     "celebration",
@@ -61,8 +64,6 @@ SendStyle = Literal[
     "loud",
     "slam",
 ]
-Sendable = Literal["love", "like", "dislike", "laugh", "emphasize", "question", "eyes"]
-AnyReaction = Literal["love", "like", "dislike", "laugh", "emphasize", "question", "eyes", "custom"]
 FilterMode = Literal["blacklist", "whitelist"]
 RuleDirection = Literal["inbound", "outbound", "both"]
 

@@ -8,9 +8,8 @@ from typing import Literal
 
 import pytest
 
-from imbot.errors import SetupError
+from imbot.errors import CommandArgumentError, SetupError
 from imbot.routing.commands import (
-    CommandArgumentError,
     CommandSignature,
     check_command_name,
     parse_command,
