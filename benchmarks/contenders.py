@@ -51,11 +51,11 @@ def bot_env(api_base: str) -> dict[str, str]:
 
 def cli_has_run() -> bool:
     """Whether ``imbot run`` exists yet."""
-    return (procs.REPO_ROOT / "imbot" / "cli.py").exists() and _works(
+    return _works(
         [
             procs.PYTHON,
             "-c",
-            "import sys; from imbot.cli.main import main; sys.exit(main())",
+            "import sys; from imbot.cli import main; sys.exit(main())",
             "run",
             "--help",
         ]

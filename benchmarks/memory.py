@@ -6,7 +6,7 @@ before the next, so the figure is what stays behind once lanes are idle, not the
 burst. Before measuring, one warm-up batch on other conversations settles imports, caches
 and the allocator; ``RSS after - RSS before`` over the conversation count is the result.
 
-* ``dispatcher`` feeds ``imbot.dispatch.Dispatcher`` directly (no-op handler).
+* ``dispatcher`` feeds ``imbot.bot.dispatch.Dispatcher`` directly (no-op handler).
 * ``bot`` feeds ``Bot.feed`` (dedupe inbox, routing to a no-op handler, state): it also
   counts the bounded dedupe window of event ids, which is per event, not per conversation.
 """
@@ -67,7 +67,7 @@ async def _feed_batches(
 
 
 async def measure_dispatcher(conversations: int, batch: int) -> dict[str, Any]:
-    """Feed ``imbot.dispatch.Dispatcher`` one event per conversation."""
+    """Feed ``imbot.bot.dispatch.Dispatcher`` one event per conversation."""
     from imbot.bot.dispatch import Dispatcher
     from imbot.events import parse_event
 

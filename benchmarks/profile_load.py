@@ -46,7 +46,7 @@ def _target(what: str, profiler_name: str, stem: pathlib.Path, port: int, api_ba
         floor.main([*args, "--api-key", API_KEY, "--secret", SECRET])
         return
     if cli_has_run():
-        from imbot.cli.main import main as cli_main
+        from imbot.cli import main as cli_main
 
         sys.exit(cli_main(["run", ECHO_BOT, "--host", "127.0.0.1", "--port", str(port)]))
     import runpy

@@ -69,16 +69,13 @@ def measure_import(runs: int = 7) -> dict[str, Any]:
 
 def dev_command() -> list[str] | None:
     """The ``imbot dev`` command line, or ``None`` when the CLI has no ``dev`` yet."""
-    cli = procs.REPO_ROOT / "imbot" / "cli.py"
-    if not cli.exists():
-        return None
     base = (
         [procs.PYTHON, "-m", "imbot"]
         if (procs.REPO_ROOT / "imbot" / "__main__.py").exists()
         else [
             procs.PYTHON,
             "-c",
-            "import sys; from imbot.cli.main import main; sys.exit(main())",
+            "import sys; from imbot.cli import main; sys.exit(main())",
             "imbot",
         ]
     )

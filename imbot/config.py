@@ -13,6 +13,13 @@ The base URL defaults to ``https://inkbox.ai``. Plain ``http://`` is accepted on
 
 The bot's own settings (``resolve_bot_settings``) follow the same rule with two levels:
 the argument, then the environment (``IMBOT_HANDLE``, ``IMBOT_SIGNING_KEY``).
+
+The process settings follow the same rule, argument > environment > default, one function
+each: ``resolve_log_level`` (``IMBOT_LOG_LEVEL``), ``resolve_log_format``
+(``IMBOT_LOG_FORMAT``), ``resolve_gc_tuning`` (``IMBOT_GC_TUNING``) and
+``resolve_sim_admin_key`` (``IMBOT_SIM_ADMIN_KEY``). Nothing else in imbot reads the
+environment: the edge (``Bot.run()``, the CLI) calls these and passes the values on, and a
+child process the CLI starts gets this one's environment from ``child_environment``.
 """
 
 from __future__ import annotations
@@ -29,15 +36,25 @@ __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
+    "DEFAULT_LOG_LEVEL",
+    "GC_TUNING_ENV",
     "HANDLE_ENV",
+    "LOG_FORMAT_ENV",
+    "LOG_LEVEL_ENV",
     "SIGNING_KEY_ENV",
+    "SIM_ADMIN_KEY_ENV",
     "BotSettings",
     "Settings",
+    "child_environment",
     "default_config_path",
     "normalize_base_url",
     "read_config_file",
     "resolve_bot_settings",
+    "resolve_gc_tuning",
+    "resolve_log_format",
+    "resolve_log_level",
     "resolve_settings",
+    "resolve_sim_admin_key",
 ]
 
 DEFAULT_BASE_URL = "https://inkbox.ai"
@@ -55,10 +72,25 @@ HANDLE_ENV = "IMBOT_HANDLE"
 SIGNING_KEY_ENV = "IMBOT_SIGNING_KEY"
 """The environment variable holding the webhook signing key(s), comma-separated."""
 
+LOG_LEVEL_ENV = "IMBOT_LOG_LEVEL"
+"""The environment variable naming the log level (``DEBUG``, ``INFO``...)."""
+
+DEFAULT_LOG_LEVEL = "INFO"
+"""The log level used when neither an argument nor the environment names one."""
+
+LOG_FORMAT_ENV = "IMBOT_LOG_FORMAT"
+"""The environment variable picking the log format: ``json`` or ``console``."""
+
+GC_TUNING_ENV = "IMBOT_GC_TUNING"
+"""The environment variable switching ``Bot.run()``'s garbage-collector tuning off (``0``)."""
+
+SIM_ADMIN_KEY_ENV = "IMBOT_SIM_ADMIN_KEY"
+"""The environment variable holding the simulator's admin API key (``imbot sim``/``dev``)."""
+
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """The resolved connection settings of an Inkbox client.
 
@@ -85,6 +117,10 @@ class Settings:
 
 def _mask(key: str) -> str:
     return key[:7] + "…" + key[-4:] if len(key) > 16 else "…"
+
+
+def _environ(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
 
 
 def default_config_path() -> Path:
@@ -186,7 +222,7 @@ def resolve_settings(
     Raises:
         ConfigError: no API key anywhere, or the base URL is invalid or insecure.
     """
-    environ = os.environ if env is None else env
+    environ = _environ(env)
     path = default_config_path() if config_path is None else Path(config_path)
     file_values: dict[str, str] | None = None
 
@@ -219,7 +255,7 @@ def resolve_settings(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BotSettings:
     """The resolved settings of a ``Bot`` that are not the client's.
 
@@ -278,7 +314,7 @@ def resolve_bot_settings(
     Returns:
         The frozen settings.
     """
-    environ = os.environ if env is None else env
+    environ = _environ(env)
     name: str | None = handle.strip() if handle is not None and handle.strip() else None
     handle_source = "argument"
     if name is None:
@@ -295,3 +331,67 @@ def resolve_bot_settings(
         handle_source=handle_source,
         signing_key_source=key_source,
     )
+
+
+def resolve_log_level(
+    given: str | int | None = None, *, env: Mapping[str, str] | None = None
+) -> str | int:
+    """The log level: the argument, else ``IMBOT_LOG_LEVEL``, else ``INFO`` (checked by log.py).
+
+    Example:
+        >>> resolve_log_level(env={"IMBOT_LOG_LEVEL": "debug"})
+        'debug'
+    """
+    if given is not None:
+        return given
+    return _environ(env).get(LOG_LEVEL_ENV, "").strip() or DEFAULT_LOG_LEVEL
+
+
+def resolve_log_format(
+    given: str | None = None, *, env: Mapping[str, str] | None = None
+) -> str | None:
+    """The log format: the argument, else ``IMBOT_LOG_FORMAT`` (lower-cased), else ``None``.
+
+    ``None`` leaves the choice to the output (console lines in a terminal, JSON otherwise);
+    ``imbot.log.configure_logging`` refuses an unknown format.
+
+    Example:
+        >>> resolve_log_format(env={"IMBOT_LOG_FORMAT": "JSON"})
+        'json'
+    """
+    if given:
+        return given
+    return _environ(env).get(LOG_FORMAT_ENV, "").strip().lower() or None
+
+
+def resolve_gc_tuning(given: bool | None) -> bool:
+    """Whether ``Bot.run()`` tunes the garbage collector: the argument, else the environment.
+
+    With no argument, ``IMBOT_GC_TUNING`` set to ``0``, ``false``, ``no`` or ``off`` (any
+    case) switches the tuning off; anything else, or nothing, leaves it on.
+    """
+    if given is not None:
+        return given
+    return os.environ.get(GC_TUNING_ENV, "").strip().lower() not in ("0", "false", "no", "off")
+
+
+def resolve_sim_admin_key(
+    given: str | None = None, *, env: Mapping[str, str] | None = None
+) -> str | None:
+    """The simulator's admin key: the argument, else ``IMBOT_SIM_ADMIN_KEY``, else ``None``.
+
+    ``None`` lets the simulator reuse the key stored in its database (or mint one). An empty
+    value counts as not given; a blank one is passed on, for the simulator to refuse.
+
+    Example:
+        >>> resolve_sim_admin_key(None, env={"IMBOT_SIM_ADMIN_KEY": "ApiKey_dev"})
+        'ApiKey_dev'
+    """
+    return given or _environ(env).get(SIM_ADMIN_KEY_ENV) or None
+
+
+def child_environment(
+    overrides: Mapping[str, str], *, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment for a child process: this process's (or ``env``), ``overrides`` on top."""
+    return {**_environ(env), **overrides}

@@ -4,6 +4,10 @@
 ImbotError
 ├── SetupError (also RuntimeError)     misuse caught at registration or start-up
 ├── ConfigError (also SetupError)      a missing or invalid setting (API key, handle, URL)
+│   └── MissingSigningKey              no webhook signing key to verify deliveries with
+├── AppError (also SetupError)         `imbot run` / `imbot dev`: the APP names no usable Bot
+├── DevError (also SetupError)         `imbot dev` cannot start: a port, the simulator refused
+├── ChatError (also SetupError)        `imbot chat` cannot talk to the simulator
 ├── AskTimeout (also TimeoutError)     ctx.ask got no answer in time
 ├── CommandArgumentError               a command's words do not fit it (answered with usage)
 ├── InkboxError                        the API answered with an error status
@@ -50,14 +54,17 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "AppError",
     "AskTimeout",
     "BadRequest",
     "BodyTooLarge",
+    "ChatError",
     "CommandArgumentError",
     "ConfigError",
     "Conflict",
     "ConnectError",
     "ConversationInactive",
+    "DevError",
     "DuplicateContactRule",
     "Forbidden",
     "IdempotencyKeyReused",
@@ -67,6 +74,7 @@ __all__ = [
     "InvalidSignature",
     "MalformedEvent",
     "MediaTooLarge",
+    "MissingSigningKey",
     "NotConnected",
     "NotFound",
     "PayloadTooLarge",
@@ -95,6 +103,26 @@ class SetupError(ImbotError, RuntimeError):
 
 class ConfigError(SetupError):
     """A setting is missing or invalid; the message names the setting and how to give it."""
+
+
+class MissingSigningKey(ConfigError):
+    """No webhook signing key is configured, so deliveries cannot be verified.
+
+    Raised when serving needs a key and neither ``Bot(signing_key=...)`` nor
+    ``IMBOT_SIGNING_KEY`` gives one; the message says how to get one.
+    """
+
+
+class AppError(SetupError):
+    """The APP argument names nothing usable: missing file, import error, or no ``Bot``."""
+
+
+class DevError(SetupError):
+    """``imbot dev`` cannot start; the message says why and what to do."""
+
+
+class ChatError(SetupError):
+    """``imbot chat`` cannot talk to the simulator; the message says what to do."""
 
 
 class AskTimeout(ImbotError, TimeoutError):

@@ -8,6 +8,9 @@ import time: a program that embeds a bot (``await bot.serve()``) keeps its own s
   the output is not a terminal, coloured key=value lines when it is;
 - ``IMBOT_LOG_LEVEL`` (``DEBUG``, ``INFO``…) picks the level; ``INFO`` by default.
 
+An argument wins over the environment; ``imbot.config`` reads it (``resolve_log_level``,
+``resolve_log_format``), as it reads every setting.
+
 Per-event debug logs on the hot path are emitted only when debug logging was switched on
 here, so a production bot pays nothing for them.
 """
@@ -15,9 +18,11 @@ here, so a production bot pays nothing for them.
 from __future__ import annotations
 
 import logging as _stdlib_logging
-import os
 import sys
 from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from imbot.config import resolve_log_format, resolve_log_level
+from imbot.errors import ConfigError
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
@@ -95,16 +100,13 @@ def get_logger(name: str) -> FilteringBoundLogger:
     return proxy
 
 
-def _level(value: str | int | None) -> int:
-    if value is None:
-        value = os.environ.get("IMBOT_LOG_LEVEL", "") or "INFO"
+def _level(given: str | int | None) -> int:
+    value = resolve_log_level(given)
     if isinstance(value, int):
         return value
     try:
         return _LEVELS[value.strip().upper()]
     except KeyError:
-        from imbot.errors import ConfigError
-
         raise ConfigError(f"unknown log level {value!r}; use one of {', '.join(_LEVELS)}") from None
 
 
@@ -133,12 +135,10 @@ def configure_logging(
 
     out = sys.stderr if stream is None else stream
     minimum = _level(level)
-    chosen = fmt or (os.environ.get("IMBOT_LOG_FORMAT", "").strip().lower() or None)
+    chosen = resolve_log_format(fmt)
     if chosen is None:
         chosen = "console" if _isatty(out) else "json"
     if chosen not in ("json", "console"):
-        from imbot.errors import ConfigError
-
         raise ConfigError(f"unknown log format {chosen!r}; use 'json' or 'console'")
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,

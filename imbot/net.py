@@ -12,7 +12,44 @@ import os
 import socket
 from typing import Any
 
-__all__ = ["bind_listener", "cannot_listen", "probe_port", "suggest_free_ports"]
+__all__ = [
+    "bind_listener",
+    "cannot_listen",
+    "listen_error_message",
+    "probe_port",
+    "suggest_free_ports",
+]
+
+
+def listen_error_message(host: str, port: int, exc: OSError, *, how: str = "") -> str:
+    """The one line that says why ``host:port`` cannot be bound, and what to do about it.
+
+    Example:
+        >>> import errno
+        >>> listen_error_message("127.0.0.1", 80, OSError(errno.EACCES, "Permission denied"))
+        'cannot listen on 127.0.0.1:80: Permission denied'
+
+    Args:
+        host: the interface.
+        port: the port asked for.
+        exc: the error from ``bind`` (or one ``cannot_listen`` made from it).
+        how: the command-line option that picks the port (``"--port"``). Given, the line is
+            written for someone at a shell and names it; omitted, it reads as a library error.
+    """
+    # From the errno, not exc.strerror: an error cannot_listen made carries the whole
+    # message there, which would be said twice.
+    reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+    if exc.errno == errno.EADDRINUSE and how:
+        return (
+            f"port {port} on {host} is already in use; stop the other process or pick another "
+            f"port with {how} ({how} 0 picks a free one)"
+        )
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {host}:{port}: {reason}; is another process using the port? "
+            "Stop it or pick another port (0 picks a free one)"
+        )
+    return f"cannot listen on {host}:{port}: {reason}"
 
 
 def cannot_listen(host: str, port: int, exc: OSError, *, how: str = "") -> OSError:
@@ -22,17 +59,10 @@ def cannot_listen(host: str, port: int, exc: OSError, *, how: str = "") -> OSErr
         host: the interface.
         port: the port asked for.
         exc: the error from ``bind``.
-        how: how the user picks another port (``"--port"``); the message names it.
+        how: how the user picks another port (``"--port"``); the message names it (see
+            ``listen_error_message``).
     """
-    reason = exc.strerror or str(exc)
-    where = f" with {how}" if how else ""
-    if exc.errno == errno.EADDRINUSE:
-        message = (
-            f"cannot listen on {host}:{port}: {reason}; is another process using the port? "
-            f"Stop it or pick another port{where} (0 picks a free one)"
-        )
-    else:
-        message = f"cannot listen on {host}:{port}: {reason}"
+    message = listen_error_message(host, port, exc, how=how)
     if exc.errno is None:
         return OSError(message)
     return type(exc)(exc.errno, message)

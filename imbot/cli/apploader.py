@@ -6,6 +6,7 @@ message names the file and the fix, so the CLI can print it without a traceback.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.util
 import os
@@ -17,21 +18,25 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from imbot.errors import SetupError
+from imbot.errors import AppError
 
 if TYPE_CHECKING:
     from imbot.bot.bot import Bot
 
-__all__ = ["AppError", "AppSpec", "LoadedApp", "derive_handle", "load_app", "parse_app"]
+__all__ = [
+    "AppError",
+    "AppSpec",
+    "LoadedApp",
+    "add_app_argument",
+    "derive_handle",
+    "load_app",
+    "parse_app",
+]
 
 DEFAULT_ATTR = "bot"
 """The attribute an APP without ``:attr`` names."""
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-
-
-class AppError(SetupError):
-    """The APP argument names nothing usable: missing file, import error, or no ``Bot``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,16 @@ class LoadedApp:
         return derive_handle(name)
 
 
+def add_app_argument(parser: argparse.ArgumentParser) -> None:
+    """Add the positional ``APP`` argument (``imbot run`` and ``imbot dev`` take it)."""
+    parser.add_argument(
+        "app",
+        metavar="APP",
+        help="the bot: path/to/file.py or package.module, optionally :attribute "
+        "(default attribute: bot)",
+    )
+
+
 def parse_app(text: str) -> AppSpec:
     """Split an APP argument into a file or a module, and an attribute.
 
@@ -113,7 +128,7 @@ def _where(exc: BaseException, source: Path | None) -> str:
         mine = [f for f in frames if Path(f.filename).resolve() == source.resolve()]
         if mine:
             return f"{mine[-1].filename}:{mine[-1].lineno}"
-    user = [f for f in frames if "importlib" not in f.filename and "_apploader" not in f.filename]
+    user = [f for f in frames if "importlib" not in f.filename and f.filename != __file__]
     if user:
         return f"{user[-1].filename}:{user[-1].lineno}"
     return ""

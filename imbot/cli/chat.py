@@ -4,25 +4,31 @@ Lines read from standard input are texted from your phone number through ``/sim/
 phone's event stream is printed as it comes: the agent's messages, the typing bubble,
 Delivered and Read on your messages, and tapbacks. Standard input need not be a terminal,
 so a script (or a test) can pipe a conversation in.
+
+The HTTP client, the models and the thread portal are imported when the chat starts, not
+with the parser, which every ``imbot`` command builds.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import anyio
-import anyio.abc
-from anyio.from_thread import BlockingPortal
 
-from imbot.errors import SetupError
-from imbot.models import is_e164
+from imbot.cli._common import Subparsers, guard
+from imbot.errors import ChatError, single_exception
 
-__all__ = ["ChatOptions", "Transcript", "run_chat"]
+if TYPE_CHECKING:
+    import anyio.abc
+    from anyio.from_thread import BlockingPortal
+
+__all__ = ["ChatError", "ChatOptions", "Transcript", "add_parser", "run", "run_chat"]
 
 DEFAULT_PHONE = "+15551234567"
 """The number ``imbot chat`` texts from unless ``--phone`` says otherwise."""
@@ -40,10 +46,6 @@ _VERBS = {
 }
 
 
-class ChatError(SetupError):
-    """``imbot chat`` cannot talk to the simulator; the message says what to do."""
-
-
 @dataclass(frozen=True, slots=True)
 class ChatOptions:
     """What ``imbot chat`` was asked to do.
@@ -59,6 +61,54 @@ class ChatOptions:
     phone: str = DEFAULT_PHONE
     to: str | None = None
     linger: float = 2.0
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    """Register ``imbot chat`` and its options."""
+    parser = subparsers.add_parser(
+        "chat",
+        help="chat with a bot from the terminal, as the human",
+        description="Text a bot running in the simulator: each line you type is sent from "
+        "your phone number; the bot's replies, typing, Delivered/Read and tapbacks are "
+        "printed as they happen. Reads standard input, so it also works in a pipe.",
+    )
+    parser.add_argument(
+        "--url",
+        default="http://127.0.0.1:8787",
+        help="the simulator's address (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--phone", default=DEFAULT_PHONE, help="your phone number, E.164 (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--to",
+        default=None,
+        metavar="HANDLE",
+        help="the agent to text (default: your most recent conversation)",
+    )
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="when input ends, wait until nothing arrived for this long (default: 2, or 0.5 "
+        "in a terminal)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``imbot chat`` with the parsed arguments; return the exit code."""
+    linger = args.linger
+    if linger is None:
+        linger = 0.5 if sys.stdin.isatty() else 2.0
+    options = ChatOptions(
+        url=args.url.rstrip("/"),
+        phone=args.phone.strip(),
+        to=args.to.removeprefix("@") if args.to else None,
+        linger=linger,
+    )
+    return guard("chat", lambda: run_chat(options))
 
 
 def _quote(text: str | None, limit: int = 40) -> str:
@@ -207,6 +257,7 @@ async def _events(
 
 async def _chat(options: ChatOptions, out: IO[str]) -> None:
     import aiohttp
+    from anyio.from_thread import BlockingPortal
 
     def emit(line: str) -> None:
         print(line, file=out, flush=True)
@@ -299,6 +350,8 @@ def run_chat(options: ChatOptions, out: IO[str] | None = None) -> None:
     Raises:
         ChatError: the phone number is invalid or the simulator cannot be reached.
     """
+    from imbot.models import is_e164
+
     if not is_e164(options.phone):
         raise ChatError(
             f"--phone must be an E.164 number like {DEFAULT_PHONE}, not {options.phone!r}"
@@ -306,7 +359,4 @@ def run_chat(options: ChatOptions, out: IO[str] | None = None) -> None:
     try:
         anyio.run(_chat, options, sys.stdout if out is None else out)
     except BaseExceptionGroup as group:
-        inner: BaseException = group
-        while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
-            inner = inner.exceptions[0]
-        raise inner from None
+        raise (single_exception(group) or group) from None

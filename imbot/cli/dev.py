@@ -9,27 +9,37 @@ a fresh signing key through the environment.
 
 from __future__ import annotations
 
-import errno
+import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.abc
 
-from imbot.errors import SetupError
+from imbot.cli._common import DEFAULT_SIM_DB, Subparsers, guard
+from imbot.cli.apploader import LoadedApp, add_app_argument, load_app
+from imbot.config import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    HANDLE_ENV,
+    SIGNING_KEY_ENV,
+    child_environment,
+    resolve_sim_admin_key,
+)
+from imbot.errors import DevError, single_exception
+from imbot.net import probe_port
 
 if TYPE_CHECKING:
-    from imbot.cli.apploader import LoadedApp
+    import anyio.abc
+
     from imbot.sim import Simulator
 
-__all__ = ["DevOptions", "SourceWatcher", "run_dev"]
+__all__ = ["DevError", "DevOptions", "SourceWatcher", "add_parser", "run", "run_dev"]
 
 POLL_INTERVAL = 0.5
 """Seconds between two looks at the source files' modification times."""
@@ -40,28 +50,79 @@ STOP_TIMEOUT = 5.0
 # A reload leaves the bot down for a moment; deliveries that fail then are retried soon.
 _DEV_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 
+# The simulator and the bot talk over the loopback only.
+_LOOPBACK = "127.0.0.1"
 
-class DevError(SetupError):
-    """``imbot dev`` cannot start; the message says why and what to do."""
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DevOptions:
-    """What ``imbot dev`` was asked to do.
+    """What ``imbot dev`` was asked to do, every setting resolved.
 
     Attributes:
         port: the simulator's port (0 = a free one).
         bot_port: the bot's webhook port (0 = a free one).
         db: the simulator's SQLite file, or ``:memory:``.
-        admin_key: the simulator's admin key; ``None`` reuses the stored one.
+        admin_key: the simulator's admin key (``--admin-key``, else ``IMBOT_SIM_ADMIN_KEY``);
+            ``None`` reuses the stored one.
         reload: restart the bot when its source changes.
     """
 
     port: int = 8787
     bot_port: int = 8788
-    db: str = os.path.join(".imbot", "sim.sqlite3")
-    admin_key: str | None = None
+    db: str = DEFAULT_SIM_DB
+    admin_key: str | None = field(default=None, repr=False)
     reload: bool = True
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    """Register ``imbot dev`` and its options."""
+    parser = subparsers.add_parser(
+        "dev",
+        help="run a bot against the local simulator, reloading on save",
+        description="Start the simulator and the bot together: the bot's identity is created "
+        "in the simulator and subscribed to its webhook, the chat page URL is printed, and "
+        "the bot restarts whenever its source changes (the simulator keeps its data).",
+    )
+    add_app_argument(parser)
+    parser.add_argument(
+        "--port", type=int, default=8787, help="simulator port (default: %(default)s; 0 = free)"
+    )
+    parser.add_argument(
+        "--bot-port",
+        type=int,
+        default=8788,
+        help="the bot's webhook port (default: %(default)s; 0 = free)",
+    )
+    parser.add_argument(
+        "--db",
+        default=DEFAULT_SIM_DB,
+        help="simulator SQLite file, or :memory: (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--admin-key",
+        default=None,
+        help="simulator admin API key (default: $IMBOT_SIM_ADMIN_KEY, else the stored one)",
+    )
+    parser.add_argument(
+        "--no-reload", action="store_true", help="do not restart the bot when files change"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``imbot dev`` with the parsed arguments; return the exit code."""
+    options = DevOptions(
+        port=args.port,
+        bot_port=args.bot_port,
+        db=args.db,
+        admin_key=resolve_sim_admin_key(args.admin_key),
+        reload=not args.no_reload,
+    )
+
+    def work() -> None:
+        run_dev(load_app(args.app), options)
+
+    return guard("dev", work, port=args.port, host=_LOOPBACK)
 
 
 class SourceWatcher:
@@ -100,29 +161,10 @@ class SourceWatcher:
         return sorted(p for p in now.keys() | before.keys() if now.get(p) != before.get(p))
 
 
-def _probe_port(port: int, flag: str) -> int:
-    """Check that a port is free (or pick one for 0) before the child tries to bind it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        # Same option aiohttp sets, so a port in TIME_WAIT counts as free.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        return int(sock.getsockname()[1])
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise DevError(
-                f"port {port} on 127.0.0.1 is already in use; stop the other process or pick "
-                f"another port with {flag} (0 picks a free one)"
-            ) from None
-        raise DevError(f"cannot listen on 127.0.0.1:{port} ({flag}): {exc.strerror}") from None
-    finally:
-        sock.close()
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Credentials:
-    api_key: str
-    signing_key: str
+    api_key: str = field(repr=False)
+    signing_key: str = field(repr=False)
 
 
 async def _provision(sim: Simulator, handle: str, webhook: str) -> _Credentials:
@@ -155,7 +197,7 @@ async def _provision(sim: Simulator, handle: str, webhook: str) -> _Credentials:
 class _BotProcess:
     """The bot's child process: start, wait until it listens, stop."""
 
-    def __init__(self, app: str, port: int, env: dict[str, str]) -> None:
+    def __init__(self, app: str, port: int, *, env: dict[str, str]) -> None:
         self.app = app
         self.port = port
         self.env = env
@@ -175,7 +217,7 @@ class _BotProcess:
             "run",
             self.app,
             "--host",
-            "127.0.0.1",
+            _LOOPBACK,
             "--port",
             str(self.port),
             "--parent-pid",
@@ -193,7 +235,7 @@ class _BotProcess:
         self.reported = False
         while self.process.returncode is None:
             try:
-                stream = await anyio.connect_tcp("127.0.0.1", self.port)
+                stream = await anyio.connect_tcp(_LOOPBACK, self.port)
             except OSError:
                 with anyio.move_on_after(0.05):
                     await self.process.wait()
@@ -271,32 +313,35 @@ def _report_exit(bot: _BotProcess, watcher: SourceWatcher | None) -> None:
 async def _serve(app: LoadedApp, options: DevOptions) -> None:
     from imbot.sim import Simulator
 
-    bot_port = _probe_port(options.bot_port, "--bot-port")
-    admin_key = options.admin_key or os.environ.get("IMBOT_SIM_ADMIN_KEY") or None
+    try:
+        bot_port = probe_port(_LOOPBACK, options.bot_port, how="--bot-port")
+    except OSError as exc:
+        raise DevError(exc.strerror or str(exc)) from None
     try:
         sim = Simulator(
             db=options.db,
             port=options.port,
-            admin_key=admin_key,
+            admin_key=options.admin_key,
             delivery_delay=0.2,
             webhook_retry_delays=_DEV_RETRIES,
         )
     except ValueError as exc:
         raise DevError(str(exc)) from None
     handle = app.handle
-    webhook = f"http://127.0.0.1:{bot_port}/webhook"
+    webhook = f"http://{_LOOPBACK}:{bot_port}/webhook"
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with sim:
             credentials = await _provision(sim, handle, webhook)
-            env = {
-                **os.environ,
-                "INKBOX_API_KEY": credentials.api_key,
-                "INKBOX_BASE_URL": sim.base_url,
-                "IMBOT_SIGNING_KEY": credentials.signing_key,
-                "IMBOT_HANDLE": handle,
-                "PYTHONUNBUFFERED": "1",
-            }
-            bot = _BotProcess(app.spec.text, bot_port, env)
+            env = child_environment(
+                {
+                    API_KEY_ENV: credentials.api_key,
+                    BASE_URL_ENV: sim.base_url,
+                    SIGNING_KEY_ENV: credentials.signing_key,
+                    HANDLE_ENV: handle,
+                    "PYTHONUNBUFFERED": "1",
+                }
+            )
+            bot = _BotProcess(app.spec.text, bot_port, env=env)
             watcher = SourceWatcher(app.source) if options.reload else None
             try:
                 async with anyio.create_task_group() as tg:
@@ -326,8 +371,5 @@ def run_dev(app: LoadedApp, options: DevOptions) -> None:
     try:
         anyio.run(_serve, app, options)
     except BaseExceptionGroup as group:
-        inner: BaseException = group
-        while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
-            inner = inner.exceptions[0]
-        raise inner from None
+        raise (single_exception(group) or group) from None
     _say("stopped")

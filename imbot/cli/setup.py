@@ -11,18 +11,24 @@ bots still running with the old key must be restarted with the new one.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+from urllib.parse import urlsplit
 
+import anyio
+
+from imbot.cli._common import Subparsers, fail, guard
+from imbot.config import resolve_bot_settings
 from imbot.errors import NotFound, SetupError
 
 if TYPE_CHECKING:
     from imbot.client.client import InkboxClient
 
-__all__ = ["SetupOptions", "read_secret", "run_setup", "save_secret"]
+__all__ = ["SetupOptions", "add_parser", "read_secret", "run", "run_setup", "save_secret"]
 
 DEFAULT_KEY_FILE = Path(".imbot") / "signing-key"
 """Where ``imbot setup`` keeps the signing key unless told otherwise."""
@@ -34,7 +40,8 @@ class SetupOptions:
 
     Attributes:
         url: the bot's public webhook URL.
-        handle: the agent handle; ``None`` to use ``IMBOT_HANDLE`` or the key's only identity.
+        handle: the agent handle (``--handle``, else ``IMBOT_HANDLE``); ``None`` for the API
+            key's only identity.
         key_file: where to keep the signing key.
         print_key: also print the signing key.
         rotate: make a new signing key even when one is saved.
@@ -45,6 +52,60 @@ class SetupOptions:
     key_file: Path = DEFAULT_KEY_FILE
     print_key: bool = False
     rotate: bool = False
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    """Register ``imbot setup`` and its options."""
+    parser = subparsers.add_parser(
+        "setup",
+        help="connect an Inkbox identity to your bot's public webhook URL",
+        description="Against the Inkbox API in the environment (INKBOX_API_KEY, "
+        "INKBOX_BASE_URL): enable iMessage on the identity, create or update its webhook "
+        "subscription for the five iMessage events, and save the signing key to a private "
+        "file. If the identity already had a key that is not saved here, the key is rotated.",
+    )
+    parser.add_argument(
+        "--url",
+        required=True,
+        help="the bot's public webhook URL, e.g. https://bot.example/webhook",
+    )
+    parser.add_argument(
+        "--handle",
+        default=None,
+        help="the agent handle (default: $IMBOT_HANDLE, else the API key's only identity)",
+    )
+    parser.add_argument(
+        "--key-file",
+        type=Path,
+        default=DEFAULT_KEY_FILE,
+        help="where to save the signing key, mode 0600 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--print-signing-key",
+        action="store_true",
+        help="also print the signing key (it is never printed otherwise)",
+    )
+    parser.add_argument(
+        "--rotate-signing-key",
+        action="store_true",
+        help="make a new signing key even if one is saved (running bots need the new one)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``imbot setup`` with the parsed arguments; return the exit code."""
+    parts = urlsplit(args.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return fail("setup", f"--url must be an https:// URL, not {args.url!r}")
+    options = SetupOptions(
+        url=args.url,
+        handle=resolve_bot_settings(handle=args.handle).handle,
+        key_file=args.key_file,
+        print_key=args.print_signing_key,
+        rotate=args.rotate_signing_key,
+    )
+    return guard("setup", lambda: anyio.run(run_setup, options))
 
 
 def save_secret(path: Path, value: str) -> None:
@@ -76,9 +137,6 @@ def read_secret(path: Path) -> str | None:
 async def _pick_handle(client: InkboxClient, given: str | None) -> str:
     if given:
         return given.removeprefix("@")
-    env = os.environ.get("IMBOT_HANDLE", "").strip()
-    if env:
-        return env.removeprefix("@")
     identities = await client.list_identities()
     if len(identities) == 1:
         return identities[0].agent_handle

@@ -2,15 +2,105 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
+import sys
 from typing import TYPE_CHECKING
 
 import anyio
 
+from imbot.cli._common import DEFAULT_SIM_DB, EXIT_OK, Subparsers, fail, guard
+from imbot.config import resolve_sim_admin_key
+
 if TYPE_CHECKING:
     from imbot.sim import Simulator
 
-__all__ = ["serve_simulator"]
+__all__ = ["add_parser", "run", "serve_simulator"]
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    """Register ``imbot sim`` and its options."""
+    parser = subparsers.add_parser(
+        "sim",
+        help="run the local Inkbox-compatible iMessage simulator",
+        description="Run a local Inkbox-compatible iMessage server with a chat page for "
+        "playing the human. Its API works with imbot and with the official inkbox SDK.",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8787, help="TCP port (default: %(default)s; 0 = any free port)"
+    )
+    parser.add_argument(
+        "--db",
+        default=DEFAULT_SIM_DB,
+        help="SQLite file, or :memory: (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--admin-key",
+        default=None,
+        help="admin API key (default: $IMBOT_SIM_ADMIN_KEY, else one generated once and "
+        "kept in the database)",
+    )
+    parser.add_argument(
+        "--triage-number",
+        default="+15550100000",
+        help="the router number humans text 'connect @handle' to (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--delivery-delay",
+        type=float,
+        default=0.2,
+        metavar="SECONDS",
+        help="seconds from 'sent' to 'delivered' (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--send-cap",
+        type=int,
+        default=100,
+        metavar="N",
+        help="sends per identity per rolling 24 h; 0 = no cap (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-connect-event",
+        action="store_true",
+        help="do not deliver the human's 'connect @handle' text to the agent as "
+        "imessage.received (Inkbox's documented default)",
+    )
+    parser.add_argument(
+        "--unreachable",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NUMBER",
+        help="phone numbers whose deliveries fail (status 'error')",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``imbot sim`` with the parsed arguments; return the exit code."""
+    from imbot.sim import Simulator
+
+    try:
+        sim = Simulator(
+            db=args.db,
+            host=args.host,
+            port=args.port,
+            admin_key=resolve_sim_admin_key(args.admin_key),
+            triage_number=args.triage_number,
+            delivery_delay=args.delivery_delay,
+            send_cap=args.send_cap if args.send_cap > 0 else None,
+            connect_event=not args.no_connect_event,
+            unreachable=args.unreachable,
+        )
+    except ValueError as exc:
+        return fail("sim", str(exc))
+    code = guard("sim", lambda: serve_simulator(sim), host=args.host, port=args.port)
+    if code == EXIT_OK:
+        print("imbot sim: stopped", file=sys.stderr)
+    return code
 
 
 def _announce(sim: Simulator) -> None:

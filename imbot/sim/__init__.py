@@ -23,6 +23,7 @@ import anyio
 from aiohttp import web
 from anyio.abc import TaskGroup, TaskStatus
 
+from imbot.net import bind_listener
 from imbot.sim.app import build_app
 from imbot.sim.config import DEFAULT_TRIAGE_NUMBER, SimConfig
 from imbot.sim.core import Core
@@ -38,25 +39,11 @@ __all__ = ["SimConfig", "Simulator"]
 _SHUTDOWN_TIMEOUT = 2.0
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(4096)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "", "::"):
+    if host in ("0.0.0.0", ""):
         return "127.0.0.1"
+    if host == "::":
+        return "[::1]"  # IPv6 listeners are v6-only (imbot.net), so not 127.0.0.1
     return f"[{host}]" if ":" in host else host
 
 
@@ -214,7 +201,7 @@ class Simulator:
                     "unreachable = 1, error_code = COALESCE(error_code, 'unreachable')",
                     (number, core.clock.now()),
                 )
-            sock = _bind(config.host, config.port)
+            sock = bind_listener(config.host, config.port)
         except BaseException:
             store.close()
             raise

@@ -7,10 +7,11 @@ from typing import Any
 from imbot.sim.auth import KeyRing, Principal, require_admin
 from imbot.sim.core import Core, new_id
 from imbot.sim.delivery import mint_signing_key
+from imbot.sim.params import Query
 from imbot.sim.render import contact_rule_json, identity_json
 from imbot.sim.responses import ApiError, conflict, not_found, unprocessable
 from imbot.sim.store import Row
-from imbot.sim.validation import IdentityCreate, IdentityUpdate, Query, RuleCreate, RuleUpdate
+from imbot.sim.validation import IdentityCreate, IdentityUpdate, RuleCreate, RuleUpdate
 
 __all__ = ["Accounts"]
 

@@ -15,6 +15,7 @@ from imbot.sim.accounts import Accounts
 from imbot.sim.auth import Principal, principal_of
 from imbot.sim.core import Core
 from imbot.sim.media import MediaStore
+from imbot.sim.params import Query, path_uuid
 from imbot.sim.queries import Queries
 from imbot.sim.requests import idempotency_key, read_json, read_upload
 from imbot.sim.responses import json_response, unprocessable
@@ -24,14 +25,12 @@ from imbot.sim.validation import (
     ConversationRef,
     IdentityCreate,
     IdentityUpdate,
-    Query,
     ReactionBody,
     RuleCreate,
     RuleUpdate,
     SendBody,
     SubscriptionCreate,
     SubscriptionUpdate,
-    path_uuid,
 )
 
 __all__ = ["Api"]

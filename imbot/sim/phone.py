@@ -16,18 +16,11 @@ from imbot.sim.accounts import Accounts
 from imbot.sim.auth import principal_of
 from imbot.sim.core import Core
 from imbot.sim.media import MediaStore
+from imbot.sim.params import path_e164, path_uuid
 from imbot.sim.requests import read_json, read_upload
 from imbot.sim.responses import ApiError, json_response, not_found
 from imbot.sim.router import Router
-from imbot.sim.validation import (
-    KeyRequest,
-    PhoneMessage,
-    PhoneReaction,
-    PhoneState,
-    parse_body,
-    path_e164,
-    path_uuid,
-)
+from imbot.sim.validation import KeyRequest, PhoneMessage, PhoneReaction, PhoneState, parse_body
 
 __all__ = ["STATIC_DIR", "Phones"]
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from imbot.sim.auth import Principal
 from imbot.sim.core import Core
+from imbot.sim.params import Query
 from imbot.sim.render import assignment_json, conversation_json
 from imbot.sim.responses import not_found, unprocessable
 from imbot.sim.store import Row
-from imbot.sim.validation import Query
 from imbot.sim.visibility import Visibility, connect_command
 
 __all__ = ["Queries"]

@@ -8,10 +8,11 @@ from typing import Any
 from imbot.sim.accounts import Accounts
 from imbot.sim.auth import Principal
 from imbot.sim.core import Core, new_id
+from imbot.sim.params import Query
 from imbot.sim.render import subscription_json
 from imbot.sim.responses import ApiError, conflict, not_found, unprocessable
 from imbot.sim.store import Row
-from imbot.sim.validation import Query, SubscriptionCreate, SubscriptionUpdate
+from imbot.sim.validation import SubscriptionCreate, SubscriptionUpdate
 
 __all__ = ["EVENT_TYPES", "Subscriptions"]
 

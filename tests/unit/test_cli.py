@@ -102,6 +102,32 @@ def test_setup_requires_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--url" in capsys.readouterr().err
 
 
+def test_every_command_module_has_the_same_shape() -> None:
+    import importlib
+
+    # The package exports the function main, which hides the module of the same name.
+    modules = importlib.import_module("imbot.cli.main").COMMANDS
+    names = [module.__name__.rpartition(".")[2] for module in modules]
+    assert names == COMMANDS  # the order --help lists them in
+    for command in modules:
+        assert callable(command.add_parser) and callable(command.run)
+
+
+def test_building_the_parser_leaves_the_work_unimported() -> None:
+    """Every command's parser is built for every command, so it must import little."""
+    import subprocess
+
+    heavy = ("imbot.bot", "imbot.sim", "imbot.client", "imbot.models", "aiohttp", "pydantic")
+    code = (
+        "import sys; from imbot.cli.main import build_parser; build_parser(); "
+        f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--version"])
@@ -242,6 +268,53 @@ def test_setup_rejects_a_url_that_is_not_http(capsys: pytest.CaptureFixture[str]
 def test_sim_rejects_a_bad_triage_number(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "--triage-number", "555", "--db", ":memory:"]) == 2
     assert "triage_number must be E.164" in one_line_error(capsys, "sim")
+
+
+# --------------------------------------------------------------------------- one-line errors
+
+
+def test_a_missing_signing_key_says_how_to_get_one() -> None:
+    from imbot.cli._common import explain
+    from imbot.errors import ConfigError, MissingSigningKey
+
+    assert issubclass(MissingSigningKey, ConfigError)
+    line = explain(MissingSigningKey("no webhook signing key: set IMBOT_SIGNING_KEY"))
+    assert line == (
+        "no webhook signing key: set IMBOT_SIGNING_KEY; "
+        "`imbot setup --url https://<public>/webhook` saves one"
+    )
+    # Told by its type, not its text: another setting's error gets no such hint.
+    assert explain(ConfigError("no webhook signing key, says the text")) == (
+        "no webhook signing key, says the text"
+    )
+
+
+def test_a_port_that_cannot_be_bound_is_explained_from_its_errno() -> None:
+    import errno
+
+    from imbot.cli._common import explain
+    from imbot.net import cannot_listen
+
+    taken = OSError(errno.EADDRINUSE, "Address already in use")
+    assert explain(taken, host="0.0.0.0", port=8000) == (
+        "port 8000 on 0.0.0.0 is already in use; stop the other process or pick another "
+        "port with --port (--port 0 picks a free one)"
+    )
+    # The bot's own error (already a sentence) is said once, not nested in another.
+    denied = cannot_listen("127.0.0.1", 80, PermissionError(errno.EACCES, "Permission denied"))
+    assert explain(denied, port=80) == "cannot listen on 127.0.0.1:80: Permission denied"
+
+
+def test_the_error_types_live_in_the_error_tree() -> None:
+    import imbot.errors
+    from imbot.cli.chat import ChatError
+    from imbot.cli.dev import DevError
+
+    assert AppError is imbot.errors.AppError
+    assert ChatError is imbot.errors.ChatError
+    assert DevError is imbot.errors.DevError
+    for error in (AppError, ChatError, DevError):
+        assert issubclass(error, imbot.errors.SetupError)
 
 
 # --------------------------------------------------------------------------- small parts

@@ -1,6 +1,8 @@
 """Settings resolution: argument, then INKBOX_* environment, then ~/.inkbox/config.
 
-The bot's own settings (handle, signing keys): argument, then IMBOT_* environment.
+The bot's own settings (handle, signing keys): argument, then IMBOT_* environment. The
+process settings (logging, GC tuning, the simulator's admin key): argument, environment,
+default.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from imbot.config import (
     DEFAULT_BASE_URL,
     BotSettings,
     Settings,
+    child_environment,
     default_config_path,
     normalize_base_url,
     read_config_file,
     resolve_bot_settings,
+    resolve_gc_tuning,
+    resolve_log_format,
+    resolve_log_level,
     resolve_settings,
+    resolve_sim_admin_key,
 )
 from imbot.errors import ConfigError, SetupError
 
@@ -211,14 +218,26 @@ def test_settings_are_frozen_and_repr_hides_the_key() -> None:
 BOT_ENV = {"IMBOT_HANDLE": "envbot", "IMBOT_SIGNING_KEY": "whsec_env"}
 
 
+def expected_bot(
+    handle: str | None, keys: tuple[str, ...], handle_source: str, key_source: str
+) -> BotSettings:
+    """The ``BotSettings`` a resolution should give (its secrets are keyword-only)."""
+    return BotSettings(
+        handle=handle,
+        signing_keys=keys,
+        handle_source=handle_source,
+        signing_key_source=key_source,
+    )
+
+
 def test_bot_settings_argument_wins_over_env() -> None:
     settings = resolve_bot_settings("argbot", "whsec_arg", env=BOT_ENV)
-    assert settings == BotSettings("argbot", ("whsec_arg",), "argument", "argument")
+    assert settings == expected_bot("argbot", ("whsec_arg",), "argument", "argument")
 
 
 def test_bot_settings_come_from_env_when_not_given() -> None:
     settings = resolve_bot_settings(env=BOT_ENV)
-    assert settings == BotSettings("envbot", ("whsec_env",), "env", "env")
+    assert settings == expected_bot("envbot", ("whsec_env",), "env", "env")
 
 
 def test_bot_settings_are_each_resolved_on_their_own() -> None:
@@ -229,7 +248,7 @@ def test_bot_settings_are_each_resolved_on_their_own() -> None:
 
 
 def test_bot_settings_unset() -> None:
-    assert resolve_bot_settings(env={}) == BotSettings(None, (), "unset", "unset")
+    assert resolve_bot_settings(env={}) == expected_bot(None, (), "unset", "unset")
     blank = {"IMBOT_HANDLE": "  ", "IMBOT_SIGNING_KEY": " , ,"}
     assert resolve_bot_settings(env=blank) == BotSettings()
 
@@ -237,7 +256,7 @@ def test_bot_settings_unset() -> None:
 @pytest.mark.parametrize("handle", ["", "   "])
 def test_blank_bot_arguments_count_as_not_given(handle: str) -> None:
     settings = resolve_bot_settings(handle, " ", env=BOT_ENV)
-    assert settings == BotSettings("envbot", ("whsec_env",), "env", "env")
+    assert settings == expected_bot("envbot", ("whsec_env",), "env", "env")
     settings = resolve_bot_settings(signing_key=["", " "], env=BOT_ENV)
     assert settings.signing_keys == ("whsec_env",)
 
@@ -269,3 +288,79 @@ def test_bot_settings_are_frozen_and_repr_hides_the_keys() -> None:
     text = repr(settings)
     assert "0123456789abcdef" not in text
     assert "WXYZ" in text and "'bot'" in text
+
+
+def test_secrets_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        Settings("ApiKey_positional")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        BotSettings("bot", ("whsec_positional",))  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- process settings
+
+
+def test_log_level_argument_then_env_then_info() -> None:
+    env = {"IMBOT_LOG_LEVEL": "debug"}
+    assert resolve_log_level("WARNING", env=env) == "WARNING"
+    assert resolve_log_level(10, env=env) == 10
+    assert resolve_log_level(env=env) == "debug"
+    assert resolve_log_level(env={}) == "INFO"
+    assert resolve_log_level(env={"IMBOT_LOG_LEVEL": "  "}) == "INFO"
+
+
+def test_log_format_argument_then_env_then_none() -> None:
+    env = {"IMBOT_LOG_FORMAT": " JSON "}
+    assert resolve_log_format("console", env=env) == "console"
+    assert resolve_log_format(env=env) == "json"
+    assert resolve_log_format("", env=env) == "json"
+    assert resolve_log_format(env={}) is None
+
+
+def test_logging_settings_read_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMBOT_LOG_LEVEL", "ERROR")
+    monkeypatch.setenv("IMBOT_LOG_FORMAT", "console")
+    assert (resolve_log_level(), resolve_log_format()) == ("ERROR", "console")
+
+
+@pytest.mark.parametrize("value", ["0", "false", "No", " OFF "])
+def test_gc_tuning_is_switched_off_by_the_env(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("IMBOT_GC_TUNING", value)
+    assert resolve_gc_tuning(None) is False
+    assert resolve_gc_tuning(True) is True  # the argument wins
+
+
+@pytest.mark.parametrize("value", [None, "", "1", "yes", "on"])
+def test_gc_tuning_is_on_by_default(monkeypatch: pytest.MonkeyPatch, value: str | None) -> None:
+    if value is None:
+        monkeypatch.delenv("IMBOT_GC_TUNING", raising=False)
+    else:
+        monkeypatch.setenv("IMBOT_GC_TUNING", value)
+    assert resolve_gc_tuning(None) is True
+    assert resolve_gc_tuning(False) is False  # the argument wins
+
+
+def test_sim_admin_key_argument_then_env_then_stored() -> None:
+    env = {"IMBOT_SIM_ADMIN_KEY": "ApiKey_env"}
+    assert resolve_sim_admin_key("ApiKey_arg", env=env) == "ApiKey_arg"
+    assert resolve_sim_admin_key(None, env=env) == "ApiKey_env"
+    assert resolve_sim_admin_key("", env=env) == "ApiKey_env"
+    assert resolve_sim_admin_key(None, env={"IMBOT_SIM_ADMIN_KEY": ""}) is None
+    assert resolve_sim_admin_key(None, env={}) is None
+
+
+def test_sim_admin_key_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMBOT_SIM_ADMIN_KEY", "ApiKey_os")
+    assert resolve_sim_admin_key() == "ApiKey_os"
+
+
+def test_child_environment_puts_the_overrides_on_top(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"PATH": "/bin", "IMBOT_HANDLE": "old"}
+    child = child_environment({"IMBOT_HANDLE": "new"}, env=env)
+    assert child == {"PATH": "/bin", "IMBOT_HANDLE": "new"}
+    assert env["IMBOT_HANDLE"] == "old"
+    monkeypatch.setenv("IMBOT_TEST_MARK", "x")
+    child = child_environment({})
+    assert child["IMBOT_TEST_MARK"] == "x"
+    child["IMBOT_TEST_MARK"] = "changed"
+    assert os.environ["IMBOT_TEST_MARK"] == "x"
