@@ -183,15 +183,12 @@ async def imbot_simulator(request: pytest.FixtureRequest) -> AsyncIterator[Simul
         >>> async def test_info(imbot_simulator):
         ...     assert imbot_simulator.base_url.startswith("http://127.0.0.1:")
     """
-    from imbot.sim import Simulator
+    from imbot.testing.agent import local_simulator
 
     options = _options(request)
-    sim = Simulator(
-        db=":memory:",
-        port=0,
+    sim = local_simulator(
         delivery_delay=float(options.get("delivery_delay", 0.0)),
         connect_event=bool(options.get("connect_event", True)),
-        webhook_retry_delays=(0.05, 0.2, 0.5, 1.0, 2.0),
         webhook_timeout=float(options.get("timeout", 5.0)),
     )
     async for running in _hosted(sim):

@@ -1,4 +1,8 @@
-"""Shared test configuration."""
+"""Shared test configuration: every test runs without the developer's Inkbox settings.
+
+The test support is ``imbot.testing`` (public, the same kit users get) plus ``tests/support``
+(what only imbot's own tests need); the pytest fixtures come from ``imbot.pytest_plugin``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,6 @@ import os
 import pathlib
 
 import pytest
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,10 @@ async with BotHarness(bot) as harness:       # simulator + bot on free loopback 
     await chat.expect_reply("echo: hi")
 ```
 
-Everything goes through real HTTP: the human's texts go to the simulator's ``/sim/v1`` phone
-API, the simulator signs and delivers webhooks to the bot's server, the bot answers through
-the Inkbox API. Each ``Conversation`` follows its phone's event stream, so every ``expect_*``
-wakes up on the change it waits for and gives up at a deadline (5 s by default).
+Everything goes through real HTTP: the human's texts go to the simulator's ``/sim/v1``
+phone API, the simulator signs and delivers webhooks to the bot's server, the bot answers
+through the Inkbox API. Each ``Conversation`` follows its phone's event stream, so every
+``expect_*`` wakes up on the change it waits for and gives up at a deadline (5 s by default).
 
 A failed expectation raises ``AssertionError`` with the conversation so far::
 
@@ -28,24 +28,58 @@ test, at the next call on a ``Conversation`` (or when the harness exits), like S
 ``TestClient``; pass ``raise_handler_errors=False`` to only collect them in
 ``harness.errors``. The pytest fixtures built on this live in ``imbot.pytest_plugin``.
 
-Import from ``imbot.testing``; the modules behind it each do one job: ``harness`` (the
-run: simulator, bot, settling, handler errors), ``conversation`` (one human: acting and
-expecting), ``matching`` (what a reply must look like), ``timeline`` (what a phone shows,
-and the event-stream follower) and ``transcript`` (the conversation as text).
+Two more ways in, for what the harness does not cover:
+
+* without a network: ``message_event``, ``reaction_event`` and ``unknown_event`` build the
+  events a handler gets, and ``run_events`` feeds them to a bot built with
+  ``client=offline_client()``, for handlers, filters and middleware;
+* holding the bot yourself: ``simulated()`` starts a simulator with one agent identity
+  (a ``SimAgent``: keys, API clients, the humans' phones), ``serving()`` runs your bot
+  against it, and ``eventually`` waits for what the human sees.
+
+``tiny_png()`` makes an image to send. Import from ``imbot.testing``; the modules behind it
+each do one job: ``harness`` (the run: simulator, bot, settling), ``conversation`` (one
+human: acting and expecting), ``watch`` (waiting on a phone), ``feed`` (the phone's event
+stream), ``phone`` (the ``/sim/v1`` phone API), ``timeline`` (what a phone shows),
+``matching`` (what a reply must look like), ``transcript`` (the conversation as text),
+``handler_errors``, ``agent`` (a simulator and an identity), ``waiting`` (``eventually``),
+``events`` (events from plain values) and ``media``.
 """
 
 from __future__ import annotations
 
+from imbot.testing.agent import SimAgent, serving, sim_agent, simulated
 from imbot.testing.conversation import Conversation
-from imbot.testing.harness import DEFAULT_TIMEOUT, BotHarness, HandlerError
+from imbot.testing.events import (
+    message_event,
+    offline_client,
+    reaction_event,
+    run_events,
+    unknown_event,
+)
+from imbot.testing.handler_errors import HandlerError
+from imbot.testing.harness import DEFAULT_TIMEOUT, BotHarness
+from imbot.testing.media import tiny_png
 from imbot.testing.timeline import TimelineItem, TimelineMedia, TimelineReaction
+from imbot.testing.waiting import eventually
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "BotHarness",
     "Conversation",
     "HandlerError",
+    "SimAgent",
     "TimelineItem",
     "TimelineMedia",
     "TimelineReaction",
+    "eventually",
+    "message_event",
+    "offline_client",
+    "reaction_event",
+    "run_events",
+    "serving",
+    "sim_agent",
+    "simulated",
+    "tiny_png",
+    "unknown_event",
 ]

@@ -8,27 +8,19 @@ the phone's event stream showed, waking on every change and giving up at a deadl
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Mapping
 from os import PathLike
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
-
-import aiohttp
-import anyio
+from typing import TYPE_CHECKING
 
 from imbot.testing.matching import describe_reply, reply_mismatch
-from imbot.testing.timeline import PhoneFeed, TimelineItem, TimelineReaction
-from imbot.testing.transcript import render_transcript
+from imbot.testing.timeline import TimelineItem, TimelineReaction
+from imbot.testing.watch import Watch
 
 if TYPE_CHECKING:
     from imbot.models import TapbackKind
     from imbot.testing.harness import BotHarness
 
 __all__ = ["Conversation"]
-
-_T = TypeVar("_T")
 
 
 class Conversation:
@@ -54,19 +46,11 @@ class Conversation:
 
     def __init__(self, harness: BotHarness, number: str) -> None:
         """Create the conversation (``harness.chat(number)`` does it)."""
-        http = harness._http
-        if http is None:
-            raise RuntimeError("the harness is not running: use `async with BotHarness(bot)`")
         self._harness = harness
-        self._http = http
         self.number = number
         self.handle = harness.handle
         self.connected = False
-        self._feed = PhoneFeed(http, number, harness.handle, stopping=lambda: harness.closed)
-        self._log = self._feed.log
-        self._reply_pos = 0
-        self._tapback_pos = 0
-        self._mark = 0  # log position when the human last acted (say, tapback, connect)
+        self._w = Watch(harness, self)
         self._last_mine: str | None = None
 
     def __repr__(self) -> str:
@@ -77,12 +61,12 @@ class Conversation:
     @property
     def items(self) -> list[TimelineItem]:
         """Every bubble on this phone so far (all threads), in the order seen."""
-        return list(self._log.items.values())
+        return list(self._w.log.items.values())
 
     @property
     def replies(self) -> list[TimelineItem]:
         """Every message the bot sent this human so far, consumed or not."""
-        return [self._log.items[i] for i in self._log.replies]
+        return [self._w.log.items[i] for i in self._w.log.replies]
 
     @property
     def was_typing(self) -> bool:
@@ -93,10 +77,7 @@ class Conversation:
             >>> await chat.expect_reply()
             >>> assert chat.was_typing
         """
-        return any(
-            kind == "typing" and thread == self.handle
-            for kind, thread, _ in self._log.entries[self._mark :]
-        )
+        return self._w.seen.typed()
 
     def transcript(self) -> str:
         """The conversation so far, one line per bubble, tapback and typing bubble.
@@ -108,73 +89,18 @@ class Conversation:
               bot: (typing…)
               bot: echo: hi [delivered]
         """
-        return render_transcript(self.number, self.handle, self._log, self._feed.error)
-
-    def _fail(self, message: str) -> AssertionError:
-        return AssertionError(f"{message}\n\n{self.transcript()}")
+        return self._w.transcript()
 
     # ------------------------------------------------------------------ for the harness
 
     async def _follow(self) -> None:
-        """Follow the phone's event stream (the harness runs this in its task group)."""
-        await self._feed.follow()
+        await self._w.feed.follow()
 
     def _poke(self) -> None:
-        """Wake every waiter, to look again (a handler error, the harness stopping)."""
-        self._feed.changed.notify()
+        self._w.poke()
 
     async def _catch_up(self, timeout: float) -> None:
-        """Wait until the event stream has shown everything the timeline shows now."""
-        await self._ensure_ready()
-        data = await self._feed.timeline()
-        ids = {str(item["id"]) for item in data["items"]} - self._log.before
-        await self._wait(
-            lambda: True if ids <= self._log.items.keys() else None,
-            timeout,
-            "the phone's event stream to catch up",
-        )
-
-    # ------------------------------------------------------------------ waiting
-
-    async def _wait(self, check: Callable[[], _T | None], timeout: float, what: str) -> _T:
-        """Wait until ``check()`` returns a value, waking on every change; deadline ``timeout``."""
-        with anyio.move_on_after(timeout):
-            while True:
-                self._harness._raise_pending(chat=self)
-                result = check()
-                if result is not None:
-                    return result
-                if self._harness.closed:
-                    raise self._fail(f"the harness stopped while waiting for {what}")
-                if self._feed.error is not None:
-                    raise self._fail(f"the phone's event stream failed while waiting for {what}")
-                await self._feed.changed.wait()
-        self._harness._raise_pending(chat=self)
-        raise self._fail(f"expected {what} within {timeout:g} s; it did not come")
-
-    def _timeout(self, timeout: float | None) -> float:
-        return self._harness.timeout if timeout is None else timeout
-
-    async def _ensure_ready(self) -> None:
-        with anyio.move_on_after(self._harness.timeout):
-            await self._feed.ready.wait()
-        if not self._feed.ready.is_set() or self._feed.error is not None:
-            raise self._fail(f"could not follow {self.number}'s phone: {self._feed.error}")
-        self._harness._raise_pending(chat=self)
-
-    async def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        if self._harness.closed:
-            raise RuntimeError("the harness is not running")
-        async with self._http.post(path, json=dict(body)) as response:
-            text = await response.text()
-            if response.status != 201:
-                raise self._fail(f"the simulator refused POST {path}: {response.status} {text}")
-            data: dict[str, Any] = json.loads(text)
-            return data
-
-    def _act(self) -> None:
-        """The human acts: typing and read are judged from here on."""
-        self._mark = len(self._log.entries)
+        await self._w.catch_up(timeout)
 
     # ------------------------------------------------------------------ the human acts
 
@@ -198,35 +124,22 @@ class Conversation:
         Raises:
             AssertionError: the router refused, or the bot did not settle in time.
         """
-        limit = self._timeout(timeout)
-        await self._ensure_ready()
-        self._act()
-        mark = self._mark
-        item = await self._post(
-            f"/sim/v1/phones/{quote(self.number)}/messages",
-            {"text": f"connect @{self.handle}", "media_url": None, "to": None},
+        limit = self._w.limit(timeout)
+        await self._w.ready()
+        mark = self._w.seen.act()
+        item = await self._w.call(self._w.phone.text(f"connect @{self.handle}"))
+        self._last_mine = str(item["id"])
+        router = await self._w.wait(
+            lambda: self._w.seen.router_answer(mark), limit, "the router to answer `connect`"
         )
-        self._last_mine = str(item["item"]["id"])
-
-        def answered() -> TimelineItem | None:
-            for kind, item_id, _ in self._log.entries[mark:]:
-                seen = self._log.items.get(item_id) if kind == "item" else None
-                if seen is not None and seen.thread == "router" and seen.sender == "them":
-                    return seen
-            return None
-
-        router = await self._wait(answered, limit, "the router to answer `connect`")
-        threads = (await self._feed.timeline())["threads"]  # the simulator's word
+        threads = (await self._w.feed.timeline())["threads"]  # the simulator's word
         if not any(t["thread"] == self.handle and t["status"] == "active" for t in threads):
-            raise self._fail(
+            raise self._w.fail(
                 f"the router did not connect {self.number} to @{self.handle}: {router.text!r}"
             )
         self.connected = True
         await self._harness.settle(limit)
-        greeting = self.replies[self._reply_pos :]
-        self._reply_pos = len(self._log.replies)
-        self._tapback_pos = len(self._log.bot_tapbacks)
-        return greeting
+        return self._w.seen.take_all()
 
     async def say(
         self,
@@ -257,39 +170,21 @@ class Conversation:
         """
         if text is None and media is None:
             raise ValueError("say() needs a text, media, or both")
-        await self._ensure_ready()
-        media_url = None if media is None else await self._media_url(media, content_type, filename)
-        self._act()
-        data = await self._post(
-            f"/sim/v1/phones/{quote(self.number)}/messages",
-            {"text": text, "media_url": media_url, "to": self.handle},
-        )
-        item = TimelineItem.from_json(data["item"])
+        await self._w.ready()
+        media_url = None
+        if media is not None:
+            upload = self._w.phone.upload(media, content_type=content_type, filename=filename)
+            media_url = await self._w.call(upload)
+        self._w.seen.act()
+        data = await self._w.call(self._w.phone.text(text, to=self.handle, media_url=media_url))
+        item = TimelineItem.from_json(data)
         if item.thread != self.handle or item.status == "failed":
-            raise self._fail(
+            raise self._w.fail(
                 f"{self.number} is not connected to @{self.handle}: "
                 "call `await chat.connect()` first"
             )
         self._last_mine = item.id
         return item
-
-    async def _media_url(
-        self, media: bytes | str | PathLike[str], content_type: str | None, filename: str | None
-    ) -> str:
-        if isinstance(media, str) and media.startswith(("http://", "https://")):
-            return media
-        if isinstance(media, bytes):
-            data, name = media, filename or "photo.png"
-        else:
-            path = anyio.Path(media)
-            data, name = await path.read_bytes(), filename or path.name
-        form = aiohttp.FormData()
-        form.add_field("file", data, filename=name, content_type=content_type)
-        async with self._http.post("/sim/v1/media", data=form) as response:
-            text = await response.text()
-            if response.status != 201:
-                raise self._fail(f"uploading {name} failed: {response.status} {text}")
-            return str(json.loads(text)["media_url"])
 
     async def tapback(
         self,
@@ -317,19 +212,17 @@ class Conversation:
         Raises:
             AssertionError: the bot has sent nothing to react to.
         """
-        await self._ensure_ready()
+        await self._w.ready()
         if message is None:
-            if not self._log.replies:
-                raise self._fail("tapback(): the bot has not sent anything to react to yet")
-            target = self._log.replies[-1]
+            if not self._w.log.replies:
+                raise self._w.fail("tapback(): the bot has not sent anything to react to yet")
+            target = self._w.log.replies[-1]
         else:
             target = message if isinstance(message, str) else message.id
-        self._act()
-        data = await self._post(
-            f"/sim/v1/phones/{quote(self.number)}/reactions",
-            {"message_id": target, "reaction": str(kind), "custom_emoji": custom_emoji},
+        self._w.seen.act()
+        reaction = await self._w.call(
+            self._w.phone.react(target, str(kind), custom_emoji=custom_emoji)
         )
-        reaction = data["reaction"]
         return TimelineReaction(
             id=str(reaction["id"]),
             sender="me",
@@ -371,19 +264,16 @@ class Conversation:
         Raises:
             AssertionError: no message in time, or the next one does not match.
         """
-        await self._ensure_ready()
+        await self._w.ready()
         wanted = describe_reply(text=text, regex=regex, contains=contains, media=media)
-        reply = await self._wait(self._next_reply, self._timeout(timeout), f"a reply{wanted}")
-        self._reply_pos += 1
+        reply = await self._w.wait(
+            self._w.seen.next_reply, self._w.limit(timeout), f"a reply{wanted}"
+        )
+        self._w.seen.replies += 1
         problem = reply_mismatch(reply, text=text, regex=regex, contains=contains, media=media)
         if problem:
-            raise self._fail(f"expected a reply{wanted}, but {problem}")
+            raise self._w.fail(f"expected a reply{wanted}, but {problem}")
         return reply
-
-    def _next_reply(self) -> TimelineItem | None:
-        if self._reply_pos >= len(self._log.replies):
-            return None
-        return self._log.items[self._log.replies[self._reply_pos]]
 
     async def expect_tapback(
         self, kind: TapbackKind | str | None = None, *, timeout: float | None = None
@@ -404,18 +294,14 @@ class Conversation:
         Raises:
             AssertionError: none in time, or the next one is of another kind.
         """
-        await self._ensure_ready()
+        await self._w.ready()
         wanted = f" {kind}" if kind is not None else ""
-
-        def next_tapback() -> TimelineReaction | None:
-            if self._tapback_pos >= len(self._log.bot_tapbacks):
-                return None
-            return self._log.bot_tapbacks[self._tapback_pos]
-
-        tapback = await self._wait(next_tapback, self._timeout(timeout), f"a{wanted} tapback")
-        self._tapback_pos += 1
+        tapback = await self._w.wait(
+            self._w.seen.next_tapback, self._w.limit(timeout), f"a{wanted} tapback"
+        )
+        self._w.seen.tapbacks += 1
         if kind is not None and tapback.kind != str(kind):
-            raise self._fail(f"expected a {kind} tapback, but the bot sent {tapback.kind}")
+            raise self._w.fail(f"expected a {kind} tapback, but the bot sent {tapback.kind}")
         return tapback
 
     async def expect_typing(self, *, timeout: float | None = None) -> None:
@@ -428,10 +314,10 @@ class Conversation:
         Raises:
             AssertionError: no typing bubble in time.
         """
-        await self._ensure_ready()
-        await self._wait(
+        await self._w.ready()
+        await self._w.wait(
             lambda: True if self.was_typing else None,
-            self._timeout(timeout),
+            self._w.limit(timeout),
             "the bot to show the typing bubble",
         )
 
@@ -448,16 +334,16 @@ class Conversation:
         Raises:
             AssertionError: not read in time, or the human has said nothing yet.
         """
-        await self._ensure_ready()
+        await self._w.ready()
         last = self._last_mine
         if last is None:
-            raise self._fail("expect_read(): the human has not sent anything yet")
+            raise self._w.fail("expect_read(): the human has not sent anything yet")
 
         def read() -> TimelineItem | None:
-            item = self._log.items.get(last)
+            item = self._w.log.items.get(last)
             return item if item is not None and item.status == "read" else None
 
-        return await self._wait(read, self._timeout(timeout), "the bot to mark the chat read")
+        return await self._w.wait(read, self._w.limit(timeout), "the bot to mark the chat read")
 
     async def expect_silence(self, for_: float = 0.3) -> None:
         """Check that the bot sends no (further) message for ``for_`` seconds.
@@ -475,17 +361,8 @@ class Conversation:
         Raises:
             AssertionError: the bot sent a message.
         """
-        await self._ensure_ready()
-        with anyio.move_on_after(for_):
-            while True:
-                self._harness._raise_pending(chat=self)
-                reply = self._next_reply()
-                if reply is not None:
-                    self._reply_pos += 1
-                    raise self._fail(
-                        f"expected silence for {for_:g} s, but the bot said {reply.text!r}"
-                    )
-                if self._harness.closed or self._feed.error is not None:
-                    raise self._fail("the harness stopped while checking for silence")
-                await self._feed.changed.wait()
-        self._harness._raise_pending(chat=self)
+        await self._w.ready()
+        reply = await self._w.watch(self._w.seen.next_reply, for_, "checking for silence")
+        if reply is not None:
+            self._w.seen.replies += 1
+            raise self._w.fail(f"expected silence for {for_:g} s, but the bot said {reply.text!r}")

@@ -9,26 +9,22 @@ for handler errors, ``bot.serve()`` / ``bot.stop()``, and the bot's ``/healthz``
 
 from __future__ import annotations
 
-import json
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import quote
 
 import aiohttp
 import anyio
 import anyio.abc
 
-from imbot.client.client import InkboxClient
-from imbot.errors import Conflict
-from imbot.events import EVENT_TYPES
-from imbot.sim import Simulator
+from imbot.testing.agent import SimAgent, local_simulator, sim_agent
 from imbot.testing.conversation import Conversation
+from imbot.testing.handler_errors import HandlerError, annotated
 
 if TYPE_CHECKING:
     from imbot.bot.bot import Bot
     from imbot.bot.context import Context
+    from imbot.sim import Simulator
 
 __all__ = ["DEFAULT_TIMEOUT", "BotHarness", "HandlerError"]
 
@@ -37,21 +33,6 @@ DEFAULT_TIMEOUT = 5.0
 
 _POLL = 0.01  # settle() polling interval: short, always inside a deadline
 _QUIET_ROUNDS = 3  # consecutive quiet polls before settle() trusts the quiet
-
-
-@dataclass(frozen=True, slots=True)
-class HandlerError:
-    """An exception a handler raised that no error handler took.
-
-    Attributes:
-        exception: the exception.
-        event_type: the event being handled (``imessage.received``…).
-        handler: the handler's qualified name, when known.
-    """
-
-    exception: BaseException
-    event_type: str
-    handler: str | None
 
 
 class BotHarness:
@@ -122,7 +103,7 @@ class BotHarness:
         self._sim: Simulator | None = simulator
         self._stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
-        self._http: aiohttp.ClientSession | None = None
+        self._agent: SimAgent | None = None
         self._chats: dict[str, Conversation] = {}
         self._reported = 0
         self._closed = False
@@ -144,6 +125,20 @@ class BotHarness:
         if self._sim is None or self._stack is None:
             raise RuntimeError("the harness is not running: use `async with BotHarness(bot)`")
         return self._sim
+
+    @property
+    def agent(self) -> SimAgent:
+        """The bot's identity on the simulator: its keys, API clients and the humans' phones.
+
+        Example:
+            >>> sent = await harness.agent.outbound()  # every message the bot sent
+
+        Raises:
+            RuntimeError: the harness is not running.
+        """
+        if self._agent is None:
+            raise RuntimeError("the harness is not running: use `async with BotHarness(bot)`")
+        return self._agent
 
     @property
     def base_url(self) -> str:
@@ -177,6 +172,7 @@ class BotHarness:
             self._closed = True
             self._stack = None
             await stack.aclose()
+            self._agent = None
             raise
         if self.connect:
             try:
@@ -192,27 +188,18 @@ class BotHarness:
             stack.callback(self._forget_sim)
             # Simulator's exit lets the test's own exception through unchanged.
             self._sim = await stack.enter_async_context(
-                Simulator(
-                    db=":memory:",
-                    port=0,
+                local_simulator(
                     delivery_delay=self.delivery_delay,
                     connect_event=self.connect_event,
-                    webhook_retry_delays=(0.05, 0.2, 0.5, 1.0, 2.0),
                     webhook_timeout=self.timeout,
                 )
             )
         sim = self._sim
-        self._http = await stack.enter_async_context(aiohttp.ClientSession(sim.base_url))
-        admin = await stack.enter_async_context(
-            InkboxClient(api_key=sim.admin_key, base_url=sim.base_url)
-        )
-        try:
-            identity = await admin.create_identity(self.handle, imessage_enabled=True)
-        except Conflict:
-            identity = await admin.update_identity(self.handle, imessage_enabled=True)
-        self.identity_id = identity.id
-        self.signing_key = (await admin.create_signing_key(self.handle)).signing_key
-        self.api_key = await self._mint_key(sim)
+        agent = await stack.enter_async_context(sim_agent(sim, self.handle))
+        self._agent = agent
+        self.identity_id = agent.identity.id
+        self.signing_key = agent.signing_key
+        self.api_key = agent.api_key
         stack.enter_context(
             self.bot.configured(
                 handle=self.handle,
@@ -231,29 +218,13 @@ class BotHarness:
         self._tg = tg
         stack.push_async_exit(self._close_tasks)
         self._bot_port = await tg.start(self._serve_bot)
-        subscription = await admin.create_subscription(
-            agent_identity_id=identity.id,
-            url=f"{self.bot_url}/webhook",
-            event_types=list(EVENT_TYPES),
-        )
+        subscription = await agent.subscribe(f"{self.bot_url}/webhook")
         if self._given_sim is not None:
             # Leave a shared simulator as we found it: no webhook to a port about to close.
-            stack.push_async_callback(admin.delete_subscription, subscription.id)
+            stack.push_async_callback(agent.client.delete_subscription, subscription.id)
 
     def _forget_sim(self) -> None:
         self._sim = self._given_sim
-
-    async def _mint_key(self, sim: Simulator) -> str:
-        assert self._http is not None
-        async with self._http.post(
-            f"/sim/v1/identities/{quote(self.handle)}/api-keys",
-            headers={"X-API-Key": sim.admin_key},
-            json={},
-        ) as response:
-            body = await response.text()
-            if response.status != 201:
-                raise RuntimeError(f"minting an API key failed: {response.status} {body}")
-            return str(json.loads(body)["api_key"])
 
     async def _serve_bot(self, *, task_status: anyio.abc.TaskStatus[int]) -> None:
         try:
@@ -310,7 +281,7 @@ class BotHarness:
                 self._raise_pending(where="when the harness stopped")
         finally:
             self._chats.clear()
-            self._http = None
+            self._agent = None
             self._bot_port = None
 
     # ------------------------------------------------------------------ humans
@@ -335,7 +306,7 @@ class BotHarness:
         number = number or self.phone
         chat = self._chats.get(number)
         if chat is None:
-            if self._tg is None or self._http is None:
+            if self._tg is None or self._agent is None:
                 raise RuntimeError("the harness is not running: use `async with BotHarness(bot)`")
             chat = Conversation(self, number)
             self._chats[number] = chat
@@ -385,9 +356,9 @@ class BotHarness:
 
     async def _lanes(self) -> tuple[int, int]:
         """From the bot's ``/healthz``: conversations with work, and open ``ctx.ask``s."""
-        if self._http is None or self._bot_port is None:
+        if self._agent is None or self._bot_port is None:
             return 0, 0
-        async with self._http.get(f"{self.bot_url}/healthz") as response:
+        async with self._agent.http.get(f"{self.bot_url}/healthz") as response:
             data = await response.json()
         return int(data.get("lanes", 0)), int(data.get("asks", 0))
 
@@ -415,16 +386,6 @@ class BotHarness:
             return
         pending = self.errors[self._reported :]
         self._reported = len(self.errors)
-        first = pending[0]
-        exc = first.exception
-        handler = f" in {first.handler}" if first.handler else ""
-        note = f"imbot.testing: raised by the bot{handler} handling {first.event_type}"
-        if where:
-            note += f", noticed {where}"
-        if len(pending) > 1:
-            note += f" ({len(pending) - 1} more handler error(s) in harness.errors)"
-        exc.add_note(note)
         chat = chat or self._chats.get(self.phone)
-        if chat is not None:
-            exc.add_note(chat.transcript())
-        raise exc
+        transcript = chat.transcript() if chat is not None else None
+        raise annotated(pending, where=where, transcript=transcript)

@@ -1,30 +1,17 @@
-"""What a human's phone shows, and the follower that keeps it up to date.
+"""What a human's phone shows: the simulator's ``/sim/v1`` timeline JSON as frozen records.
 
-The records (``TimelineItem``, ``TimelineMedia``, ``TimelineReaction``) are the simulator's
-``/sim/v1`` timeline JSON as frozen dataclasses. ``PhoneFeed`` follows one phone's
-server-sent event stream (``GET /sim/v1/phones/{number}/events``) and writes everything it
-sees, in order, into a ``PhoneLog``; ``Changed`` wakes whoever waits for the next change.
+``TimelineItem`` is a bubble (the human's, the bot's or the router's), ``TimelineMedia`` an
+attachment on it and ``TimelineReaction`` a tapback. ``imbot.testing.feed`` fills them in from
+the phone's event stream; ``Conversation.expect_*`` returns them.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote
 
-import aiohttp
-import anyio
-
-__all__ = [
-    "Changed",
-    "PhoneFeed",
-    "PhoneLog",
-    "TimelineItem",
-    "TimelineMedia",
-    "TimelineReaction",
-]
+__all__ = ["TimelineItem", "TimelineMedia", "TimelineReaction"]
 
 _EMOJI = {
     "love": "❤️",
@@ -35,9 +22,6 @@ _EMOJI = {
     "question": "❓",
     "eyes": "👀",
 }
-
-
-# ---------------------------------------------------------------------------- records
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,155 +139,3 @@ class TimelineItem:
             reactions=reactions,
             created_at=str(data.get("created_at") or ""),
         )
-
-
-# ---------------------------------------------------------------------------- the follower
-
-
-class Changed:
-    """A broadcast 'something changed' signal: waiters wake on the next ``notify``."""
-
-    __slots__ = ("_event",)
-
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-
-    def notify(self) -> None:
-        """Wake every current waiter."""
-        self._event.set()
-        self._event = anyio.Event()
-
-    async def wait(self) -> None:
-        """Wait for the next ``notify``."""
-        await self._event.wait()
-
-
-@dataclass(slots=True)
-class PhoneLog:
-    """What one phone saw, in the order it saw it.
-
-    Attributes:
-        items: every item by id, in its latest state.
-        entries: ``(kind, a, b)`` in order seen: ``("item", item_id, "")``,
-            ``("typing", thread, "")`` or ``("reaction", reaction_id, item_id)``.
-        replies: the ids of the bot's messages, in order.
-        bot_tapbacks: the bot's tapbacks on the human's messages, in order.
-        reactions: every tapback by id.
-        before: items the phone showed before the feed started (a shared simulator).
-    """
-
-    items: dict[str, TimelineItem] = field(default_factory=dict)
-    entries: list[tuple[str, str, str]] = field(default_factory=list)
-    replies: list[str] = field(default_factory=list)
-    bot_tapbacks: list[TimelineReaction] = field(default_factory=list)
-    reactions: dict[str, TimelineReaction] = field(default_factory=dict)
-    before: set[str] = field(default_factory=set)
-
-
-class PhoneFeed:
-    """Follow one phone's event stream into a ``PhoneLog``.
-
-    Args:
-        http: a session whose base URL is the simulator's origin.
-        number: the phone's number.
-        handle: the bot's handle (its messages count as replies).
-        stopping: whether the owner is shutting down (then the stream ending is expected).
-    """
-
-    def __init__(
-        self,
-        http: aiohttp.ClientSession,
-        number: str,
-        handle: str,
-        *,
-        stopping: Callable[[], bool],
-    ) -> None:
-        self._http = http
-        self.number = number
-        self.handle = handle
-        self._stopping = stopping
-        self.log = PhoneLog()
-        self.changed = Changed()
-        self.ready = anyio.Event()
-        self.error: str | None = None
-
-    async def follow(self) -> None:
-        """Read the stream until it ends; ``ready`` is set once the backlog is known."""
-        url = f"/sim/v1/phones/{quote(self.number)}/events"
-        try:
-            timeout = aiohttp.ClientTimeout(total=None)
-            async with self._http.get(url, timeout=timeout) as response:
-                if response.status != 200:
-                    self.error = f"{response.status} {await response.text()}"
-                    return
-                buffer = b""
-                async for chunk in response.content.iter_any():
-                    buffer += chunk
-                    while b"\n\n" in buffer:
-                        block, buffer = buffer.split(b"\n\n", 1)
-                        if self.apply(block.decode()) == "ready":
-                            await self._seed()
-                            self.ready.set()
-        except aiohttp.ClientError as exc:
-            self.error = repr(exc)
-        finally:
-            if self.error is None and not self._stopping():
-                self.error = "ended"
-            self.ready.set()
-            self.changed.notify()
-
-    async def timeline(self) -> dict[str, Any]:
-        """The phone's whole timeline now (``GET /sim/v1/phones/{number}/timeline``)."""
-        async with self._http.get(f"/sim/v1/phones/{quote(self.number)}/timeline") as response:
-            data: dict[str, Any] = await response.json()
-            return data
-
-    async def _seed(self) -> None:
-        """Note what the phone already showed before we listened (a shared simulator)."""
-        data = await self.timeline()
-        self.log.before.update(str(item["id"]) for item in data["items"])
-
-    def apply(self, block: str) -> str:
-        """Apply one server-sent event block; return its event name."""
-        event, data = "", []
-        for line in block.splitlines():
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "event":
-                event = value
-            elif name == "data":
-                data.append(value)
-        if event == "ready" or not data:
-            return event
-        try:
-            payload = json.loads("\n".join(data))
-        except ValueError:
-            self.error = f"unreadable {event or 'message'} event: {data!r:.200}"
-            return event
-        if event == "item":
-            self._on_item(TimelineItem.from_json(payload))
-        elif event == "typing" and payload.get("typing"):
-            self.log.entries.append(("typing", str(payload.get("thread")), ""))
-        self.changed.notify()
-        return event
-
-    def _on_item(self, item: TimelineItem) -> None:
-        log = self.log
-        if item.id in log.before:
-            return
-        # The stream sends every change of an item as its new full state, in order.
-        old = log.items.get(item.id)
-        log.items[item.id] = item
-        if old is None:
-            log.entries.append(("item", item.id, ""))
-            if item.sender == "them" and item.thread == self.handle:
-                log.replies.append(item.id)
-        for reaction in item.reactions:
-            if reaction.id in log.reactions:
-                continue
-            log.reactions[reaction.id] = reaction
-            log.entries.append(("reaction", reaction.id, item.id))
-            if reaction.sender == "them" and item.sender == "me":
-                log.bot_tapbacks.append(reaction)

@@ -11,7 +11,11 @@ One line per bubble, tapback and typing bubble, in the order the phone saw them:
 
 from __future__ import annotations
 
-from imbot.testing.timeline import PhoneLog, TimelineItem
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from imbot.testing.feed import PhoneLog
+    from imbot.testing.timeline import TimelineItem
 
 __all__ = ["render_transcript"]
 

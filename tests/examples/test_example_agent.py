@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from examples_support import load_example
+from support import load_example
 
 from imbot import Bot
 from imbot.testing import Conversation

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from examples_support import load_example
+from support import load_example
 
 from imbot import Bot
 from imbot.testing import Conversation

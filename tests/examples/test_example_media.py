@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
-from examples_support import load_example, tiny_png
+from support import load_example
 
 from imbot import Bot
-from imbot.testing import BotHarness, Conversation
+from imbot.testing import BotHarness, Conversation, tiny_png
 
 
 @pytest.fixture

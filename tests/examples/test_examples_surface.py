@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 
 import pytest
-from examples_support import EXAMPLES, load_example
+from support import EXAMPLES, load_example
 
 from imbot import Bot
 

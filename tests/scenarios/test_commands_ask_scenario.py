@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import anyio
-from bot_simkit import eventually, serving, simulated
 
 from imbot import Bot, Context, MessageReceived
+from imbot.testing import eventually, serving, simulated
 
 ALICE = "+15555550131"
 BOB = "+15555550132"
@@ -13,8 +13,8 @@ BOB = "+15555550132"
 
 async def test_a_wrong_argument_gets_the_usage_line_and_no_handler_call() -> None:
     with anyio.fail_after(30):
-        async with simulated("helper") as kit:
-            bot = Bot(client=kit.client, signing_key=kit.signing_key)
+        async with simulated("helper") as agent:
+            bot = Bot(client=agent.client, signing_key=agent.signing_key)
             calls: list[tuple[int, str]] = []
 
             @bot.command("remind")
@@ -23,13 +23,13 @@ async def test_a_wrong_argument_gets_the_usage_line_and_no_handler_call() -> Non
                 calls.append((minutes, text))
                 await ctx.reply(f"OK: {text} in {minutes} min")
 
-            async with serving(kit, bot):
-                await kit.connect(ALICE)
-                await kit.text(ALICE, "remind soon buy milk")
-                await kit.text(ALICE, "/remind 10")
-                await kit.text(ALICE, "Remind 5 buy milk")
+            async with serving(agent, bot):
+                await agent.connect(ALICE)
+                await agent.text(ALICE, "remind soon buy milk")
+                await agent.text(ALICE, "/remind 10")
+                await agent.text(ALICE, "Remind 5 buy milk")
                 texts = await eventually(
-                    lambda: kit.agent_texts(ALICE), lambda t: "OK: buy milk in 5 min" in t
+                    lambda: agent.agent_texts(ALICE), lambda t: "OK: buy milk in 5 min" in t
                 )
             assert texts[0] == (
                 "Usage: remind <minutes:int> <text>\nminutes must be a whole number (got 'soon')"
@@ -41,8 +41,8 @@ async def test_a_wrong_argument_gets_the_usage_line_and_no_handler_call() -> Non
 
 async def test_ask_collects_two_answers_while_another_person_keeps_talking() -> None:
     with anyio.fail_after(30):
-        async with simulated("signup") as kit:
-            bot = Bot(client=kit.client, signing_key=kit.signing_key)
+        async with simulated("signup") as agent:
+            bot = Bot(client=agent.client, signing_key=agent.signing_key)
             echoed: list[tuple[str, str]] = []
 
             @bot.command("signup")
@@ -57,32 +57,34 @@ async def test_ask_collects_two_answers_while_another_person_keeps_talking() -> 
                 echoed.append((ctx.sender, ctx.text))
                 await ctx.reply(f"echo: {ctx.text}")
 
-            async with serving(kit, bot):
-                await kit.connect(ALICE)
-                await kit.connect(BOB)
-                await kit.text(ALICE, "signup")
-                await eventually(lambda: kit.agent_texts(ALICE), lambda t: "What's your name?" in t)
-                await kit.text(BOB, "bob one")
-                await eventually(lambda: kit.agent_texts(BOB), lambda t: "echo: bob one" in t)
-                await kit.text(ALICE, "Alice")
+            async with serving(agent, bot):
+                await agent.connect(ALICE)
+                await agent.connect(BOB)
+                await agent.text(ALICE, "signup")
                 await eventually(
-                    lambda: kit.agent_texts(ALICE), lambda t: "Hi Alice! Which city?" in t
+                    lambda: agent.agent_texts(ALICE), lambda t: "What's your name?" in t
                 )
-                await kit.text(BOB, "bob two")
-                await eventually(lambda: kit.agent_texts(BOB), lambda t: "echo: bob two" in t)
-                await kit.text(ALICE, "Paris")
+                await agent.text(BOB, "bob one")
+                await eventually(lambda: agent.agent_texts(BOB), lambda t: "echo: bob one" in t)
+                await agent.text(ALICE, "Alice")
+                await eventually(
+                    lambda: agent.agent_texts(ALICE), lambda t: "Hi Alice! Which city?" in t
+                )
+                await agent.text(BOB, "bob two")
+                await eventually(lambda: agent.agent_texts(BOB), lambda t: "echo: bob two" in t)
+                await agent.text(ALICE, "Paris")
                 alice = await eventually(
-                    lambda: kit.agent_texts(ALICE), lambda t: "Signed up Alice from Paris" in t
+                    lambda: agent.agent_texts(ALICE), lambda t: "Signed up Alice from Paris" in t
                 )
             assert alice == [
-                f"echo: connect @{kit.handle}",
+                f"echo: connect @{agent.handle}",
                 "What's your name?",
                 "Hi Alice! Which city?",
                 "Signed up Alice from Paris",
             ]
             assert (ALICE, "Alice") not in echoed and (ALICE, "Paris") not in echoed
             assert [text for sender, text in echoed if sender == BOB] == [
-                f"connect @{kit.handle}",
+                f"connect @{agent.handle}",
                 "bob one",
                 "bob two",
             ]

@@ -19,7 +19,9 @@ from typing import IO, Any
 import aiohttp
 import anyio
 import anyio.abc
-from bot_simkit import Kit, eventually, free_port, simulated
+from support import free_port
+
+from imbot.testing import SimAgent, eventually, simulated
 
 BOT_SCRIPT = """
 import os
@@ -47,16 +49,18 @@ bot.run(port=int(os.environ["BOT_PORT"]))
 class BotProcess:
     """The bot script as a child process, with its logs in a file."""
 
-    def __init__(self, kit: Kit, tmp: pathlib.Path, *, delay: float, drain: float = 30) -> None:
+    def __init__(
+        self, agent: SimAgent, tmp: pathlib.Path, *, delay: float, drain: float = 30
+    ) -> None:
         self.script = tmp / "bot_main.py"
         self.script.write_text(BOT_SCRIPT)
         self.log_path = tmp / "bot.log"
         self.port = free_port()
         self.env = {
             **os.environ,
-            "INKBOX_API_KEY": kit.api_key,
-            "INKBOX_BASE_URL": kit.sim.base_url,
-            "IMBOT_SIGNING_KEY": kit.signing_key,
+            "INKBOX_API_KEY": agent.api_key,
+            "INKBOX_BASE_URL": agent.sim.base_url,
+            "IMBOT_SIGNING_KEY": agent.signing_key,
             "IMBOT_LOG_FORMAT": "json",
             "BOT_INBOX": f"sqlite:///{tmp}/inbox.db",
             "BOT_PORT": str(self.port),
@@ -111,17 +115,17 @@ async def test_kill_9_mid_burst_then_restart_handles_everything_exactly_once(
     phones = ["+15555550141", "+15555550142"]
     per_phone = 15
     with anyio.fail_after(90):
-        async with simulated("sturdy") as kit:
-            bot = BotProcess(kit, tmp_path, delay=0.1)
-            await kit.subscribe(bot.port)
+        async with simulated("sturdy") as agent:
+            bot = BotProcess(agent, tmp_path, delay=0.1)
+            await agent.subscribe(bot.port)
             await bot.start()
             try:
                 for number in phones:
-                    await kit.connect(number)
+                    await agent.connect(number)
 
                 async def burst(number: str) -> None:
                     for n in range(per_phone):
-                        await kit.text(number, f"{number[-2:]}-{n}")
+                        await agent.text(number, f"{number[-2:]}-{n}")
 
                 async with anyio.create_task_group() as tg:
                     for number in phones:
@@ -129,17 +133,17 @@ async def test_kill_9_mid_burst_then_restart_handles_everything_exactly_once(
                     # Kill as soon as some answers are out: the rest are in flight,
                     # accepted-but-unhandled, or not yet delivered.
                     await eventually(
-                        lambda: kit.agent_texts(phones[0]), lambda t: len(t) >= 3, timeout=20
+                        lambda: agent.agent_texts(phones[0]), lambda t: len(t) >= 3, timeout=20
                     )
                     assert await bot.stop(signal.SIGKILL) == -signal.SIGKILL
-                answered_before = sum([len(await kit.agent_texts(p)) for p in phones])
+                answered_before = sum([len(await agent.agent_texts(p)) for p in phones])
                 assert answered_before < per_phone * len(phones)
 
                 await bot.start()
                 for number in phones:
                     expected = {f"re: {number[-2:]}-{n}" for n in range(per_phone)}
                     await eventually(
-                        lambda number=number: kit.agent_texts(number),
+                        lambda number=number: agent.agent_texts(number),
                         lambda texts, expected=expected: expected <= set(texts),
                         timeout=40,
                         interval=0.1,
@@ -149,14 +153,14 @@ async def test_kill_9_mid_burst_then_restart_handles_everything_exactly_once(
                     await bot.stop(signal.SIGKILL)
 
             for number in phones:
-                counts = Counter(await kit.agent_texts(number))
+                counts = Counter(await agent.agent_texts(number))
                 assert all(count == 1 for count in counts.values()), counts
                 assert len(counts) == per_phone
             resumed = [
                 e for e in bot.logs() if e["event"] == "resuming events accepted before a restart"
             ]
             assert resumed and resumed[0]["count"] >= 1  # the restart did resume accepted events
-            outbound = Counter(m.text for m in await kit.outbound())
+            outbound = Counter(m.text for m in await agent.outbound())
             assert all(count == 1 for count in outbound.values())
             assert sum(outbound.values()) == per_phone * len(phones)
 
@@ -166,19 +170,19 @@ async def test_sigterm_lets_the_running_handler_finish_then_exits_cleanly(
 ) -> None:
     number = "+15555550143"
     with anyio.fail_after(60):
-        async with simulated("polite") as kit:
-            bot = BotProcess(kit, tmp_path, delay=1.0)
-            await kit.subscribe(bot.port)
+        async with simulated("polite") as agent:
+            bot = BotProcess(agent, tmp_path, delay=1.0)
+            await agent.subscribe(bot.port)
             await bot.start()
             try:
-                await kit.connect(number)
-                await kit.text(number, "slow one")
+                await agent.connect(number)
+                await agent.text(number, "slow one")
                 await eventually(bot.health, lambda h: h is not None and h["in_flight"] == 1)
                 assert await bot.stop(signal.SIGTERM) == 0
             finally:
                 if bot.process is not None and bot.process.returncode is None:
                     await bot.stop(signal.SIGKILL)
-            assert await kit.agent_texts(number) == ["re: slow one"]
+            assert await agent.agent_texts(number) == ["re: slow one"]
             events = [entry["event"] for entry in bot.logs()]
             assert "stopping: finishing running handlers" in events
             assert "bot started" in events
@@ -189,13 +193,13 @@ async def test_a_second_signal_cancels_handlers_that_would_outlive_the_patience(
 ) -> None:
     number = "+15555550144"
     with anyio.fail_after(60):
-        async with simulated("stubborn") as kit:
-            bot = BotProcess(kit, tmp_path, delay=60.0, drain=60.0)
-            await kit.subscribe(bot.port)
+        async with simulated("stubborn") as agent:
+            bot = BotProcess(agent, tmp_path, delay=60.0, drain=60.0)
+            await agent.subscribe(bot.port)
             await bot.start()
             try:
-                await kit.connect(number)
-                await kit.text(number, "never finishes")
+                await agent.connect(number)
+                await agent.text(number, "never finishes")
                 await eventually(bot.health, lambda h: h is not None and h["in_flight"] == 1)
                 assert bot.process is not None
                 bot.process.send_signal(signal.SIGTERM)
@@ -210,7 +214,7 @@ async def test_a_second_signal_cancels_handlers_that_would_outlive_the_patience(
                     await bot.stop(signal.SIGKILL)
             events = [entry["event"] for entry in bot.logs()]
             assert "second signal: cancelling running handlers" in events
-            assert await kit.agent_texts(number) == []
+            assert await agent.agent_texts(number) == []
 
 
 async def snapshot_events(bot: BotProcess) -> list[str]:

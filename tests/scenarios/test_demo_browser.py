@@ -13,8 +13,9 @@ from pathlib import Path
 
 import anyio
 import pytest
-from devkit import REPO_ROOT, dev_server
 from playwright.async_api import Page, async_playwright, expect
+from support import REPO_ROOT
+from support.devserver import dev_server
 
 pytestmark = pytest.mark.browser
 

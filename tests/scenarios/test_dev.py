@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from devkit import (
+from support.devserver import (
     dev_server,
     echo_bot_source,
     http,

@@ -7,7 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from devkit import IMBOT, DevServer, clean_env, dev_server, echo_bot_source, text, wait_reply
+from support.devserver import (
+    IMBOT,
+    DevServer,
+    clean_env,
+    dev_server,
+    echo_bot_source,
+    text,
+    wait_reply,
+)
 
 
 @pytest.fixture

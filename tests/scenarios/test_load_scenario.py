@@ -6,9 +6,10 @@ import time
 from collections import defaultdict
 
 import anyio
-from bot_simkit import eventually, serving, simulated, snapshot
+from support import snapshot
 
 from imbot import Bot, Context, MessageReceived
+from imbot.testing import eventually, serving, simulated
 
 CONVERSATIONS = 50
 PER_CONVERSATION = 20
@@ -21,8 +22,8 @@ def phone(index: int) -> str:
 
 async def test_a_thousand_events_keep_their_order_and_run_concurrently() -> None:
     with anyio.fail_after(120):
-        async with simulated("busy", send_cap=None) as kit:
-            bot = Bot(client=kit.client, signing_key=kit.signing_key, max_concurrency=64)
+        async with simulated("busy", send_cap=None) as agent:
+            bot = Bot(client=agent.client, signing_key=agent.signing_key, max_concurrency=64)
             calls: dict[str, list[str]] = defaultdict(list)
             finished: list[str] = []
 
@@ -34,15 +35,15 @@ async def test_a_thousand_events_keep_their_order_and_run_concurrently() -> None
                 await anyio.sleep(HANDLER_SECONDS)
                 finished.append(ctx.text)
 
-            async with serving(kit, bot):
+            async with serving(agent, bot):
                 async with anyio.create_task_group() as tg:
                     for index in range(CONVERSATIONS):
-                        tg.start_soon(kit.connect, phone(index))
+                        tg.start_soon(agent.connect, phone(index))
                 started = time.monotonic()
 
                 async def human(index: int) -> None:
                     for n in range(PER_CONVERSATION):
-                        await kit.text(phone(index), f"{index}:{n}")
+                        await agent.text(phone(index), f"{index}:{n}")
 
                 async with anyio.create_task_group() as tg:
                     for index in range(CONVERSATIONS):

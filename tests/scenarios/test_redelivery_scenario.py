@@ -6,9 +6,10 @@ import json
 
 import aiohttp
 import anyio
-from bot_simkit import eventually, serving, simulated, snapshot
+from support import snapshot
 
 from imbot import Bot, Context, MessageReceived
+from imbot.testing import eventually, serving, simulated
 from imbot.webhooks import sign
 
 HUMAN = "+15555550124"
@@ -16,8 +17,8 @@ HUMAN = "+15555550124"
 
 async def test_the_same_event_three_times_is_handled_once_and_answered_once() -> None:
     with anyio.fail_after(30):
-        async with simulated("once") as kit:
-            bot = Bot(client=kit.client, signing_key=kit.signing_key)
+        async with simulated("once") as agent:
+            bot = Bot(client=agent.client, signing_key=agent.signing_key)
             calls: list[str] = []
             seen: list[MessageReceived] = []
 
@@ -27,8 +28,8 @@ async def test_the_same_event_three_times_is_handled_once_and_answered_once() ->
                 seen.append(ctx.event)
                 await ctx.reply(f"got: {ctx.text}")
 
-            async with serving(kit, bot) as port:
-                await kit.connect(HUMAN)
+            async with serving(agent, bot) as port:
+                await agent.connect(HUMAN)
                 await eventually(lambda: snapshot(seen), lambda s: len(s) == 1)
                 # A fresh event in the same, real conversation, delivered three times
                 # (retries and replays keep the envelope id), each with its own signature.
@@ -40,7 +41,7 @@ async def test_the_same_event_three_times_is_handled_once_and_answered_once() ->
                 async with aiohttp.ClientSession() as http:
                     for _ in range(3):
                         headers = {
-                            **sign(body, kit.signing_key),
+                            **sign(body, agent.signing_key),
                             "Content-Type": "application/json",
                         }
                         async with http.post(
@@ -48,8 +49,8 @@ async def test_the_same_event_three_times_is_handled_once_and_answered_once() ->
                         ) as response:
                             assert response.status == 200
                 await eventually(
-                    lambda: kit.agent_texts(HUMAN), lambda t: "got: only once, please" in t
+                    lambda: agent.agent_texts(HUMAN), lambda t: "got: only once, please" in t
                 )
             assert calls.count("evt_redelivered_01") == 1
-            texts = await kit.agent_texts(HUMAN)
+            texts = await agent.agent_texts(HUMAN)
             assert texts.count("got: only once, please") == 1

@@ -7,9 +7,9 @@ import time
 
 import aiohttp
 import anyio
-from bot_simkit import serving, simulated
 
 from imbot import AnyEvent, Bot, Context
+from imbot.testing import serving, simulated
 from imbot.webhooks import sign
 
 HUMAN = "+15555550125"
@@ -41,15 +41,15 @@ def envelope(event_id: str) -> bytes:
 
 async def test_refused_requests_get_the_right_status_and_run_no_handler() -> None:
     with anyio.fail_after(30):
-        async with simulated("guarded") as kit:
-            bot = Bot(client=kit.client, signing_key=kit.signing_key, max_body_size=4096)
+        async with simulated("guarded") as agent:
+            bot = Bot(client=agent.client, signing_key=agent.signing_key, max_body_size=4096)
             handled: list[str] = []
 
             @bot.on_event("*")
             async def anything(ctx: Context[AnyEvent]) -> None:
                 handled.append(ctx.event.id)
 
-            async with serving(kit, bot) as port, aiohttp.ClientSession() as http:
+            async with serving(agent, bot) as port, aiohttp.ClientSession() as http:
                 url = f"http://127.0.0.1:{port}/webhook"
 
                 async def post(body: bytes, headers: dict[str, str]) -> tuple[int, str]:
@@ -64,22 +64,22 @@ async def test_refused_requests_get_the_right_status_and_run_no_handler() -> Non
                 assert (await post(body, {}))[0] == 401  # no signature headers at all
 
                 body = envelope("evt_stale")
-                stale = sign(body, kit.signing_key, timestamp=int(time.time()) - 3600)
+                stale = sign(body, agent.signing_key, timestamp=int(time.time()) - 3600)
                 assert (await post(body, stale))[0] == 401
 
                 body = envelope("evt_big") + b" " * 8192
-                assert (await post(body, sign(body, kit.signing_key)))[0] == 413
+                assert (await post(body, sign(body, agent.signing_key)))[0] == 413
 
                 body = b'{"id": "evt_broken", "event_type": '
-                assert await post(body, sign(body, kit.signing_key)) == (
+                assert await post(body, sign(body, agent.signing_key)) == (
                     400,
                     '{"error":"malformed event"}',
                 )
                 body = b'{"id": "evt_no_data", "event_type": "imessage.received"}'
-                assert (await post(body, sign(body, kit.signing_key)))[0] == 400
+                assert (await post(body, sign(body, agent.signing_key)))[0] == 400
 
                 # The same signed body with a valid signature is accepted: the checks above
                 # failed for their own reasons.
                 body = envelope("evt_good")
-                assert (await post(body, sign(body, kit.signing_key)))[0] == 200
+                assert (await post(body, sign(body, agent.signing_key)))[0] == 200
             assert handled == ["evt_good"]

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from sim_support import FAST_RETRIES, Api, Receiver, SimFactory, SimHandle
+from support.simapi import FAST_RETRIES, Api, Receiver, SimFactory, SimHandle
 
 from imbot.sim import Simulator
 

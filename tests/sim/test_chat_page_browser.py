@@ -8,19 +8,19 @@ image, and an image reply. The final screen is saved as the README screenshot.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import anyio
 import pytest
 from aiohttp import ClientSession
-from browser_support import CHROMIUM_ARGS, chromium_executable, running_bot, tiny_png
 from playwright.async_api import Page, async_playwright, expect
+from support import REPO_ROOT
+from support.browser import CHROMIUM_ARGS, chromium_executable, running_bot
 
 from imbot.sim import Simulator
+from imbot.testing import tiny_png
 
 pytestmark = pytest.mark.browser
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO_ROOT / "test-artifacts" / "chat-page.png"
 PHONE = "+15555550142"
 UI_TIMEOUT_MS = 10_000

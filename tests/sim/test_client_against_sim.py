@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 import pytest
-from sim_support import PHONE, PHONE_2, Api, SimHandle, wait_until
+from support.simapi import PHONE, PHONE_2, Api, SimHandle, wait_until
 
 from imbot.client.client import InkboxClient
 from imbot.errors import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import anyio
-from sim_support import PHONE, PHONE_2, Api, SimFactory, SimHandle, wait_until
+from support.simapi import PHONE, PHONE_2, Api, SimFactory, SimHandle, wait_until
 
 CONVS = "/api/v1/imessage/conversations"
 TIMELINE = f"/sim/v1/phones/{PHONE}/timeline"

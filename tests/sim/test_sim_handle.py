@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import anyio
 import pytest
-from sim_support import PHONE, Api, Receiver, subscribe
+from support.simapi import PHONE, Api, Receiver, subscribe
 
 from imbot.sim import Simulator
 

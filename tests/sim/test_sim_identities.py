@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import anyio
-from sim_support import PHONE, Api, SimHandle
+from support.simapi import PHONE, Api, SimHandle
 
 IDS = "/api/v1/identities"
 

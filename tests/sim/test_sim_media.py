@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 import anyio
-from sim_support import PHONE, Api, SimHandle, wait_until
+from support.simapi import PHONE, Api, SimHandle, wait_until
 
 UPLOAD = "/api/v1/imessage/media"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 import anyio
-from sim_support import PHONE, PHONE_2, Api, SimFactory, SimHandle, wait_until
+from support.simapi import PHONE, PHONE_2, Api, SimFactory, SimHandle, wait_until
 
 MSGS = "/api/v1/imessage/messages"
 

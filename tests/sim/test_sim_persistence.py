@@ -7,7 +7,7 @@ from pathlib import Path
 import aiohttp
 import anyio
 from anyio.from_thread import BlockingPortal
-from sim_support import PHONE, Api, Receiver, SimHandle, subscribe, wait_until
+from support.simapi import PHONE, Api, Receiver, SimHandle, subscribe, wait_until
 
 from imbot.sim import Simulator
 

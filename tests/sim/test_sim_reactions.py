@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from sim_support import PHONE, Api, Receiver, SimHandle, subscribe
+from support.simapi import PHONE, Api, Receiver, SimHandle, subscribe
 
 REACT = "/api/v1/imessage/reactions"
 MSGS = "/api/v1/imessage/messages"

@@ -6,7 +6,16 @@ from typing import Any
 
 import aiohttp
 import anyio
-from sim_support import PHONE, PHONE_2, Api, Receiver, SimFactory, SimHandle, subscribe, wait_until
+from support.simapi import (
+    PHONE,
+    PHONE_2,
+    Api,
+    Receiver,
+    SimFactory,
+    SimHandle,
+    subscribe,
+    wait_until,
+)
 
 MSGS = "/api/v1/imessage/messages"
 

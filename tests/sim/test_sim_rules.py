@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import anyio
-from sim_support import PHONE, PHONE_2, Api, Receiver, SimHandle, subscribe
+from support.simapi import PHONE, PHONE_2, Api, Receiver, SimHandle, subscribe
 
 RULES = "/api/v1/imessage/identities/echo/contact-rules"
 MSGS = "/api/v1/imessage/messages"

@@ -30,7 +30,7 @@ from inkbox.imessage.types import (
     IMessageConversationSummary,
     IMessageReaction,
 )
-from sim_support import PHONE, PHONE_2, Api, Receiver, SimHandle, wait_until
+from support.simapi import PHONE, PHONE_2, Api, Receiver, SimHandle, wait_until
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import anyio
 from anyio.from_thread import BlockingPortal
-from sim_support import PHONE, Api, SimHandle
+from support.simapi import PHONE, Api, SimHandle
 
 from imbot.sim import Simulator
 

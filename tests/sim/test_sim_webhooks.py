@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 import anyio
-from sim_support import (
+from support.simapi import (
     PHONE,
     PHONE_2,
     Api,

@@ -1,7 +1,22 @@
-"""A scripted Inkbox API on a real aiohttp server (127.0.0.1, free port) for client tests.
+"""A scripted HTTP server (real aiohttp, 127.0.0.1, free port), kept only for faults.
 
-Each route answers with a queue of scripted replies (the last one repeats) and every request
-is recorded with its method, path, query, headers, body and arrival time.
+Why it exists: the client and transport tests run normal answers against the real simulator
+(``imbot_simulator`` from ``imbot.testing``), but a real server cannot be made to fail on
+demand. This one can, so it serves exactly the conditions nothing real produces when asked:
+
+- a ``5xx`` or ``429`` and then a ``2xx``, with or without ``Retry-After`` (retries, backoff and
+  one ``Idempotency-Key`` across attempts), and ``409 idempotency_in_progress``;
+- every documented error shape: structured and plain-text details, an HTML page from a proxy,
+  an empty body, a ``413`` the client's own size check would never let through, statuses the
+  API does not document;
+- a ``2xx`` whose body is cut off or has the wrong shape, an answer that never comes (timeouts),
+  a redirect, an unusual status with a custom header;
+- the server's view of the exchange: the connection each request came on (keep-alive) and the
+  bytes that arrived (streamed bodies), which a client-side recording cannot show.
+
+Anything the simulator can answer belongs in a simulator test, not here. Each route answers
+with a queue of scripted replies (the last one repeats) and every request is recorded with its
+method, path, query, headers, body and arrival time.
 """
 
 from __future__ import annotations

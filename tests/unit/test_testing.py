@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import types
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -25,8 +26,9 @@ from imbot.testing import (
     Conversation,
     TimelineItem,
     TimelineReaction,
+    sim_agent,
 )
-from imbot.testing.timeline import PhoneFeed
+from imbot.testing.feed import PhoneFeed
 from imbot.testing.transcript import render_transcript
 
 LIMIT = 20  # seconds, per test
@@ -220,6 +222,30 @@ async def test_external_simulator_is_left_running(bot: Bot) -> None:
                 assert await admin.list_subscriptions() == []  # no webhook to a closed port
 
 
+async def test_sim_agent_sets_up_an_identity_again_on_a_shared_simulator(bot: Bot) -> None:
+    with anyio.fail_after(LIMIT):
+        async with Simulator() as sim:
+            async with sim_agent(sim, "helper") as first:
+                assert first.handle == "helper" and first.identity.imessage_enabled
+            async with sim_agent(sim, "helper") as again:  # the identity exists already
+                assert again.identity.id == first.identity.id
+                assert again.api_key != first.api_key
+                await again.connect("+15550001111")
+                phone = again.phone("+15550001111")
+                with pytest.raises(AssertionError, match="the simulator refused POST"):
+                    await phone.react("no-such-message", "love")
+                assert await again.agent_texts("+15550001111") == []
+                assert not await again.typing("+15550001111")
+            async with BotHarness(bot, simulator=sim, handle="helper") as harness:
+                assert harness.agent.identity.id == first.identity.id
+                assert harness.agent.signing_key == harness.signing_key
+                await harness.chat().say("hi")
+                await harness.chat().expect_reply("echo: hi")
+                assert [m.text for m in await harness.agent.outbound()][-1] == "echo: hi"
+        with pytest.raises(RuntimeError, match="not running"):
+            _ = harness.agent
+
+
 # ---------------------------------------------------------------------------- failures
 
 
@@ -382,8 +408,9 @@ def test_timeline_item_from_json() -> None:
 
 def test_the_public_surface_is_the_package_and_sorted() -> None:
     assert testing.__all__ == sorted(testing.__all__, key=lambda n: (not n.isupper(), n))
-    public = {n for n in dir(testing) if not n.startswith("_") and n[0].isupper()}
-    assert set(testing.__all__) == public
+    modules = {n for n, v in vars(testing).items() if isinstance(v, types.ModuleType)}
+    public = {n for n in dir(testing) if not n.startswith("_") and n not in modules}
+    assert set(testing.__all__) == public - {"annotations"}
     for name in testing.__all__:
         member = getattr(testing, name)
         module = getattr(member, "__module__", "imbot.testing.harness")

@@ -1,4 +1,9 @@
-"""Helpers for the simulator tests: a thin API client, a webhook receiver, polling."""
+"""The simulator conformance tests' helpers: a raw API client, a webhook receiver, polling.
+
+These tests check the simulator's wire behaviour (statuses, headers, bodies, deliveries), so
+they speak HTTP themselves rather than through ``InkboxClient``, and receive webhooks with a
+recorder rather than a bot. The simulator runs on its own thread (see ``tests/sim/conftest.py``).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,9 @@ import anyio
 from aiohttp import web
 from anyio.from_thread import BlockingPortal
 
+from imbot.events import EVENT_TYPES
 from imbot.sim import Simulator
+from imbot.testing import eventually
 
 FAST_RETRIES = (0.05, 0.1, 0.2)
 PHONE = "+15555550100"
@@ -156,13 +163,8 @@ class Api:
 async def wait_until(
     probe: Callable[[], Awaitable[Any]], timeout: float = 5.0, interval: float = 0.01
 ) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    with anyio.fail_after(timeout):
-        while True:
-            value = await probe()
-            if value:
-                return value
-            await anyio.sleep(interval)
+    """``eventually`` with a truthy probe, as these tests poll: within 5 s by default."""
+    return await eventually(probe, bool, timeout=timeout, interval=interval)
 
 
 @dataclass
@@ -217,14 +219,7 @@ async def subscribe(
         "/api/v1/webhooks/subscriptions",
         {
             "url": url,
-            "event_types": events
-            or [
-                "imessage.received",
-                "imessage.reaction_received",
-                "imessage.sent",
-                "imessage.delivered",
-                "imessage.delivery_failed",
-            ],
+            "event_types": events or list(EVENT_TYPES),
             "agent_identity_id": identity_id,
             **extra,
         },

@@ -1,4 +1,4 @@
-"""Helpers for the CLI scenario tests: run ``imbot`` as a subprocess and talk to /sim/v1.
+"""``imbot dev`` as a subprocess, and the synchronous ``/sim/v1`` calls its tests make.
 
 Everything here waits with deadlines (polling, never fixed sleeps) and cleans up: a
 ``DevServer`` always ends its process group, even when a test fails half-way.
@@ -23,7 +23,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from support import REPO_ROOT
+
+__all__ = [
+    "IMBOT",
+    "DevServer",
+    "clean_env",
+    "dev_server",
+    "echo_bot_source",
+    "http",
+    "poll",
+    "port_closed",
+    "text",
+    "timeline",
+    "url_error",
+    "wait_reply",
+]
+
 IMBOT = [sys.executable, "-m", "imbot"]
 
 T = TypeVar("T")
@@ -61,13 +77,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO_ROOT)
     env.update(extra)
     return env
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def poll(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:

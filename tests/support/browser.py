@@ -1,4 +1,4 @@
-"""Helpers for the chat-page browser test: Chromium lookup, a tiny PNG and an echo bot.
+"""The chat-page browser test's helpers: Chromium lookup and a plain-aiohttp echo bot.
 
 The bot is written with plain aiohttp on purpose: it checks the simulator and the page
 without going through imbot's own client or bot runtime.
@@ -10,9 +10,7 @@ import json
 import os
 import re
 import shutil
-import struct
 import uuid
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +20,8 @@ import pytest
 from aiohttp import ClientSession, FormData, web
 from anyio.abc import TaskGroup
 
+from imbot.events import EVENT_TYPES
+from imbot.testing import tiny_png
 from imbot.webhooks import verify
 
 CHROMIUM_ARGS = [
@@ -35,14 +35,6 @@ CHROMIUM_ARGS = [
 ]
 
 CONNECT = re.compile(r"\s*connect\s+@?\S+\s*", re.IGNORECASE)
-
-IMESSAGE_EVENTS = [
-    "imessage.received",
-    "imessage.reaction_received",
-    "imessage.sent",
-    "imessage.delivered",
-    "imessage.delivery_failed",
-]
 
 
 def chromium_executable() -> str:
@@ -58,43 +50,6 @@ def chromium_executable() -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
-
-
-def tiny_png(
-    width: int = 48,
-    height: int = 32,
-    top: tuple[int, int, int] = (52, 199, 89),
-    bottom: tuple[int, int, int] | None = None,
-) -> bytes:
-    """Build a small, valid RGB PNG with zlib and struct: one colour or a vertical gradient.
-
-    Args:
-        width: width in pixels.
-        height: height in pixels.
-        top: the colour of the first row.
-        bottom: the colour of the last row; the same as ``top`` when omitted.
-
-    Returns:
-        The PNG file's bytes.
-    """
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    end = bottom or top
-    rows = bytearray()
-    for y in range(height):
-        t = y / max(height - 1, 1)
-        pixel = bytes(round(a + (b - a) * t) for a, b in zip(top, end, strict=True))
-        rows += b"\x00" + pixel * width  # filter byte 0, then the pixels
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(bytes(rows)))
-        + chunk(b"IEND", b"")
-    )
 
 
 class EchoBot:
@@ -181,7 +136,7 @@ class EchoBot:
             key=admin_key,
             json={
                 "url": webhook_url,
-                "event_types": IMESSAGE_EVENTS,
+                "event_types": list(EVENT_TYPES),
                 "agent_identity_id": self.identity_id,
             },
         )
