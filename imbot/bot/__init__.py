@@ -1,11 +1,17 @@
-"""Running a bot: the ``Bot`` composes the client, inbox, state, dispatcher and server.
+"""Running a bot: the ``Bot`` and everything that happens once it starts.
 
-``bot`` composes and runs the lifecycle, ``context`` is the handler's facade, ``dispatch``
-the per-conversation lanes, ``inbox`` and ``state`` the semantics over ``imbot.storage``,
-``server`` the webhook endpoint (the only aiohttp.web user), ``runner`` the process edge.
+The ``Bot`` is built in layers: ``Router`` → ``settings`` (``Configurable``) → ``lifecycle``
+(start, stop, ``feed``, ``send``) → ``bot`` (construction and serving). Once started, a
+``runtime`` holds the client, the ``inbox`` and ``state`` (semantics over
+``imbot.storage``), the ``dispatch`` lanes and the open ``asks``, and carries each event to
+its handler. Handlers get a ``context`` (over ``event_view`` and ``services``) whose helpers
+use ``sending`` and ``typing``. ``server`` is the webhook endpoint (the only aiohttp.web
+user); ``runner`` the process edge of ``bot.run()``; ``resources`` the ``bot.state``
+namespace.
 """
 
-from imbot.bot.bot import Bot, BotState
+from imbot.bot.bot import Bot
 from imbot.bot.context import Context
+from imbot.bot.resources import BotState
 
 __all__ = ["Bot", "BotState", "Context"]

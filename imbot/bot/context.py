@@ -5,217 +5,42 @@ decorator (``Context[MessageReceived]`` under ``on_message``). It is a facade of
 awaitable helpers that fill in the ids: ``reply``, ``react``, ``typing``, ``mark_read``,
 ``send``, ``upload``, ``ask``; plus ``state`` (the conversation's saved dict) and ``log``.
 
-Exactly-once sends: every message a handler sends carries an ``Idempotency-Key`` made by
-``idempotency_key(event.id, n)``, ``n`` counting the sends of this handling (1, 2, …). A
-redelivered or replayed event re-runs its handler, which sends under the same keys, and the
-API replays the first result instead of sending again.
+Every message a handler sends is sent exactly once, even when its event is handled again:
+see ``imbot.bot.sending``.
 """
 
 from __future__ import annotations
 
-import os
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 import anyio.abc
 
-from imbot.bot.state import ConversationState, load_state, load_state_nowait
+from imbot.bot.event_view import EventT_co, EventView
+from imbot.bot.sending import MediaInput, idempotency_key, send_message
+from imbot.bot.typing import Typing
 from imbot.errors import AskTimeout, ImbotError, SkipHandler
-from imbot.events import AnyEvent, MessageEvent, MessageReceived, ReactionReceived
 from imbot.log import get_logger
 from imbot.models import MediaUpload, Message, Reaction
 
 if TYPE_CHECKING:
+    import os
     import re
 
     from structlog.typing import FilteringBoundLogger
 
     from imbot.bot.bot import Bot
-    from imbot.client.client import InkboxClient
+    from imbot.bot.services import Services
+    from imbot.bot.state import ConversationState
+    from imbot.client import InkboxClient
     from imbot.models import MarkReadResult, SendStyle, TapbackKind
 
-__all__ = [
-    "AskRegistry",
-    "AskTimeout",
-    "Context",
-    "MediaInput",
-    "Typing",
-    "idempotency_key",
-    "media_url",
-]
-
-EventT_co = TypeVar("EventT_co", bound=AnyEvent, covariant=True)
-
-MediaInput = str | bytes | os.PathLike[str] | MediaUpload
-"""Media for a send: a URL (sent as is), a path or bytes (uploaded first), or an upload."""
+__all__ = ["AskTimeout", "Context"]
 
 _log = get_logger("imbot")
 
 
-def idempotency_key(event_id: str, ordinal: int) -> str:
-    """The ``Idempotency-Key`` of the ``ordinal``-th send made while handling an event.
-
-    This is the only place the key is derived, so a re-run of the same event sends under
-    the same keys.
-
-    Example:
-        >>> idempotency_key("evt_01J0R8Z4M6K2", 1)
-        'imbot:evt_01J0R8Z4M6K2:1'
-    """
-    return f"imbot:{event_id}:{ordinal}"
-
-
-async def media_url(client: InkboxClient, media: MediaInput) -> str:
-    """The URL to send for a media argument, uploading paths and bytes first.
-
-    Args:
-        client: the client to upload with.
-        media: an ``http(s)://`` URL (used as is), a path or bytes, or a ``MediaUpload``.
-    """
-    if isinstance(media, MediaUpload):
-        return media.media_url
-    if isinstance(media, str) and media.startswith(("https://", "http://")):
-        return media
-    return (await client.upload_media(media)).media_url
-
-
-class _Waiter:
-    __slots__ = ("answered", "message")
-
-    def __init__(self) -> None:
-        self.answered = anyio.Event()
-        self.message: Message | None = None
-
-
-class AskRegistry:
-    """Open ``ctx.ask`` questions, by conversation and sender.
-
-    ``Bot.feed`` offers each new inbound message here *before* queueing it: the asking
-    handler holds its conversation's lane, so the answer must not wait in that lane.
-    """
-
-    __slots__ = ("_open",)
-
-    def __init__(self) -> None:
-        self._open: dict[tuple[str, str], _Waiter] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._open)
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def open(self, conversation_id: str, sender: str) -> _Waiter:
-        """Start waiting for the next message of ``sender`` in ``conversation_id``.
-
-        Raises:
-            ImbotError: a question is already open there.
-        """
-        key = (conversation_id, sender)
-        if key in self._open:
-            raise ImbotError(
-                f"ctx.ask is already waiting for {sender} in conversation {conversation_id}"
-            )
-        waiter = _Waiter()
-        self._open[key] = waiter
-        return waiter
-
-    def close(self, conversation_id: str, sender: str, waiter: _Waiter) -> None:
-        """Stop waiting (answered, timed out or cancelled)."""
-        key = (conversation_id, sender)
-        if self._open.get(key) is waiter:
-            del self._open[key]
-
-    def offer(self, event: MessageReceived) -> bool:
-        """Hand an inbound message to the question waiting for it, if there is one.
-
-        Returns:
-            ``True`` when it answered a question (route it nowhere else).
-        """
-        message = event.data.message
-        if message.direction == "outbound":
-            return False
-        sender = message.sender_number or message.remote_number or ""
-        waiter = self._open.pop((message.conversation_id, sender), None)
-        if waiter is None:
-            return False
-        waiter.message = message
-        waiter.answered.set()
-        return True
-
-
-class Typing:
-    """Keeps the typing bubble up while a block runs; made by ``ctx.typing()``.
-
-    The bubble shows at once and is refreshed every ``interval`` seconds. A message clears
-    it on the phone, so after each send inside the block it is shown again once the sends
-    settle (after ``interval / 4`` seconds, at most 1 s); leaving the block stops the
-    refreshes. Errors showing the bubble are logged, never raised: it is cosmetic.
-    """
-
-    __slots__ = ("_ctx", "_interval", "_previous", "_settle", "_tg", "_wake")
-
-    def __init__(self, ctx: Context[Any], interval: float) -> None:
-        if interval <= 0:
-            raise ValueError(f"typing interval must be positive, got {interval}")
-        self._ctx = ctx
-        self._interval = interval
-        self._settle = min(1.0, interval / 4)
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._wake = anyio.Event()
-        self._previous: Typing | None = None
-
-    async def __aenter__(self) -> Typing:
-        await self._show()
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._keep_alive, name="imbot.typing")
-        self._previous = self._ctx._typing
-        self._ctx._typing = self
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._ctx._typing = self._previous
-        tg = self._tg
-        self._tg = None
-        if tg is not None:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
-
-    def rearm(self) -> None:
-        """Note that a message was sent: show the bubble again once sends settle."""
-        self._wake.set()
-
-    async def _keep_alive(self) -> None:
-        while True:
-            with anyio.move_on_after(self._interval):
-                await self._wake.wait()
-            while self._wake.is_set():
-                self._wake = anyio.Event()
-                with anyio.move_on_after(self._settle):
-                    await self._wake.wait()
-            await self._show()
-
-    async def _show(self) -> None:
-        ctx = self._ctx
-        try:
-            await ctx.client.send_typing(ctx._require_conversation("typing"))
-        except Exception as exc:
-            _log.warning(
-                "typing indicator failed",
-                error=repr(exc),
-                conversation_id=ctx.conversation_id,
-                event_id=ctx.event.id,
-            )
-
-
-class Context(Generic[EventT_co]):
+class Context(EventView[EventT_co]):
     """What a handler gets: the event, helpers that act on its conversation, state and a log.
 
     Example:
@@ -228,100 +53,61 @@ class Context(Generic[EventT_co]):
         args: a command's parsed arguments by parameter name (empty otherwise).
         command: the command name that matched, or ``None``.
         match: the ``re.Match`` of a ``Regex`` filter, or ``None``.
-        handler_name: the qualified name of the handler running.
     """
 
     __slots__ = (
-        "_bot",
-        "_event",
+        "_handler_name",
         "_log",
         "_sends",
+        "_services",
         "_state",
         "_typing",
         "args",
         "command",
-        "handler_name",
         "match",
     )
 
-    def __init__(self, bot: Bot, event: EventT_co) -> None:
+    def __init__(self, services: Services, event: EventT_co) -> None:
         """Create the context of one event (the bot does this; handlers never need to).
 
         Args:
-            bot: the bot handling the event.
+            services: what the running bot lends to handlers.
             event: the event.
         """
-        self._bot = bot
-        self._event = event
+        super().__init__(event)
+        self._services = services
         self._log: FilteringBoundLogger | None = None
         self._sends = 0
         self._state: ConversationState | None = None
-        self._typing: Typing | None = None
+        self._typing: list[Typing] = []
+        self._handler_name: str | None = None
         self.args: dict[str, Any] = {}
         self.command: str | None = None
         self.match: re.Match[str] | None = None
-        self.handler_name: str | None = None
 
     def __repr__(self) -> str:
         event = self._event
         return f"<Context {event.event_type} {event.id} conversation={self.conversation_id!r}>"
 
-    # ------------------------------------------------------------------ what happened
-
-    @property
-    def event(self) -> EventT_co:
-        """The webhook event being handled."""
-        return self._event
-
     @property
     def bot(self) -> Bot:
         """The bot handling the event (its ``state`` holds lifespan resources)."""
-        return self._bot
+        return self._services.bot
 
     @property
     def client(self) -> InkboxClient:
         """The bot's API client, for calls the helpers do not cover."""
-        return self._bot.client
+        return self._services.client
 
     @property
-    def message(self) -> Message | None:
-        """The message of a message event (received, sent, delivered, failed), else ``None``."""
-        event = self._event
-        if isinstance(event, MessageEvent):
-            return event.data.message
-        return None
+    def handler_name(self) -> str | None:
+        """The qualified name of the handler running (``None`` while routing)."""
+        return self._handler_name
 
-    @property
-    def reaction(self) -> Reaction | None:
-        """The tapback of a ``reaction_received`` event, else ``None``."""
-        event = self._event
-        if isinstance(event, ReactionReceived):
-            return event.data.reaction
-        return None
-
-    @property
-    def text(self) -> str:
-        """The message text, or ``""`` (tapbacks, media-only messages)."""
-        event = self._event
-        if isinstance(event, MessageEvent):
-            return event.data.message.content or ""
-        return ""
-
-    @property
-    def sender(self) -> str:
-        """The human's number (E.164), or ``""`` when the event names none."""
-        event = self._event
-        if isinstance(event, MessageEvent):
-            message = event.data.message
-            return message.sender_number or message.remote_number or ""
-        if isinstance(event, ReactionReceived):
-            return event.data.reaction.remote_number
-        return ""
-
-    @property
-    def conversation_id(self) -> str:
-        """The conversation the event belongs to, or ``""`` when it names none."""
-        return self._event.conversation_id or ""
+    @handler_name.setter
+    def handler_name(self, name: str | None) -> None:
+        self._handler_name = name
+        self._log = None  # ctx.log names the handler: rebind it on first use
 
     @property
     def state(self) -> ConversationState:
@@ -338,7 +124,7 @@ class Context(Generic[EventT_co]):
         """
         state = self._state
         if state is None:
-            state = self._state = self._load_state_nowait()
+            state = self._state = self._services.state_nowait(self.conversation_id)
         return state
 
     @property
@@ -396,10 +182,10 @@ class Context(Generic[EventT_co]):
         """
         return await self._send(
             text,
-            conversation_id=self._require_conversation("reply"),
+            conversation_id=self.require_conversation("reply"),
             media=media,
             effect=effect,
-            reply_to=self._trigger_message_id() if thread else None,
+            reply_to=self.trigger_message_id() if thread else None,
         )
 
     async def send(
@@ -424,7 +210,7 @@ class Context(Generic[EventT_co]):
             effect: a bubble or screen effect (``SendStyle``).
         """
         if conversation_id is None and to is None:
-            conversation_id = self._require_conversation("send")
+            conversation_id = self.require_conversation("send")
         return await self._send(
             text, conversation_id=conversation_id, to=to, media=media, effect=effect
         )
@@ -444,7 +230,7 @@ class Context(Generic[EventT_co]):
             message: the message (or its id) to react to.
         """
         if message is None:
-            target = self._trigger_message_id()
+            target = self.trigger_message_id()
         else:
             target = message if isinstance(message, str) else message.id
         return await self.client.send_reaction(target, kind)
@@ -461,7 +247,13 @@ class Context(Generic[EventT_co]):
             interval: seconds between refreshes; the bot's ``typing_interval`` (40 s) by
                 default.
         """
-        return Typing(self, self._bot.typing_interval if interval is None else interval)
+        return Typing(
+            self._show_typing,
+            self._services.typing_interval if interval is None else interval,
+            active=self._typing,
+            conversation_id=self.conversation_id,
+            event_id=self._event.id,
+        )
 
     async def mark_read(self) -> MarkReadResult:
         """Mark the conversation read: the human sees a read receipt.
@@ -469,7 +261,7 @@ class Context(Generic[EventT_co]):
         Example:
             >>> await ctx.mark_read()
         """
-        return await self.client.mark_read(self._require_conversation("mark_read"))
+        return await self.client.mark_read(self.require_conversation("mark_read"))
 
     async def upload(
         self,
@@ -518,13 +310,13 @@ class Context(Generic[EventT_co]):
         Raises:
             AskTimeout: no answer within ``timeout`` seconds.
         """
-        conversation_id = self._require_conversation("ask")
+        conversation_id = self.require_conversation("ask")
         sender = self.sender
         if not sender:
             raise ImbotError("ctx.ask needs an event from a human (a message or a tapback)")
         if self._state is not None:
             await self._state.save()
-        asks = self._bot._asks
+        asks = self._services.asks
         waiter = asks.open(conversation_id, sender)
         try:
             if prompt is not None or media is not None:
@@ -549,67 +341,37 @@ class Context(Generic[EventT_co]):
         effect: SendStyle | str | None = None,
         reply_to: str | None = None,
     ) -> Message:
-        media_urls = None if media is None else [await media_url(self.client, media)]
         self._sends += 1
-        message = await self.client.send_message(
+        message = await send_message(
+            self.client,
+            text,
             conversation_id=conversation_id,
             to=to,
-            text=text,
-            media_urls=media_urls,
-            send_style=effect,
-            reply_to_message_id=reply_to,
+            media=media,
+            effect=effect,
+            reply_to=reply_to,
             idempotency_key=idempotency_key(self._event.id, self._sends),
         )
-        if self._typing is not None:
-            self._typing.rearm()
+        if self._typing:
+            self._typing[-1].rearm()
         return message
 
-    def _require_conversation(self, helper: str) -> str:
-        conversation_id = self._event.conversation_id
-        if not conversation_id:
-            raise ImbotError(
-                f"ctx.{helper}() needs a conversation, and this {self._event.event_type} "
-                "event names none; use bot.send(..., conversation_id=...) instead"
-            )
-        return conversation_id
+    async def _show_typing(self) -> None:
+        await self.client.send_typing(self.require_conversation("typing"))
 
-    def _trigger_message_id(self) -> str:
-        event = self._event
-        if isinstance(event, MessageEvent):
-            return event.data.message.id
-        if isinstance(event, ReactionReceived):
-            return event.data.reaction.target_message_id
-        raise ImbotError(f"a {event.event_type} event has no message to reply to or react on")
+    async def load_state(self) -> ConversationState:
+        """Load the conversation's state now, if it is not loaded yet, and return it.
 
-    def _load_state_nowait(self) -> ConversationState:
-        """Load the conversation's state on first use, from a store that never awaits."""
-        bot = self._bot
-        conversation_id = self._event.conversation_id
-        store = bot._instant_state_store
-        if store is None:
-            if bot._state_store is None:
-                raise ImbotError(
-                    "ctx.state is loaded when the bot routes an event; it is not available here"
-                )
-            # Only a store that must await to load lacks load_nowait, and the bot loads
-            # those before the first handler is tried: this is a conversation-less event.
-            return ConversationState("", store=None)
-        if not conversation_id:
-            return ConversationState("", store=None)
-        return load_state_nowait(store, conversation_id)
+        ``ctx.state`` loads on first use; the bot calls this before routing when the state
+        store can only load by awaiting (a filter may route on state).
+        """
+        state = self._state
+        if state is None:
+            state = self._state = await self._services.load_state(self.conversation_id)
+        return state
 
-    async def _load_state(self) -> None:
-        """Load the state of a store without ``load_nowait``, before the first handler."""
-        if self._state is None:
-            conversation_id = self._event.conversation_id
-            store = self._bot._state_store
-            if conversation_id and store is not None:
-                self._state = await load_state(store, conversation_id)
-            else:
-                self._state = ConversationState("", store=None)
-
-    async def _finish(self) -> None:
-        """Save the state if a handler changed it."""
+    async def save_state(self) -> None:
+        """Save the conversation's state now if it changed (the bot does this after handling)."""
         state = self._state
         if state is not None and state.dirty:
             await state.save()

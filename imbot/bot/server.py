@@ -28,6 +28,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from imbot.errors import InvalidSignature, MalformedEvent, SetupError
 from imbot.events import AnyEvent, UnknownEvent, parse_event
 from imbot.log import get_logger
+from imbot.net import cannot_listen
 from imbot.webhooks import verify
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app", "serve_app"]
@@ -37,7 +38,7 @@ _log = get_logger("imbot.bot.server")
 DEFAULT_MAX_BODY_SIZE = 1_048_576
 """Largest webhook body accepted, in bytes (1 MiB; real events are a few KiB)."""
 
-Receive = Callable[[AnyEvent, bytes], Awaitable[None]]
+Receive = Callable[[AnyEvent, bytes], Awaitable[object]]
 Secrets = Callable[[], Sequence[str]] | Sequence[str]
 
 # Built once: every response on the hot path reuses these bytes and headers.
@@ -211,13 +212,7 @@ async def serve_app(
         try:
             await site.start()
         except OSError as exc:
-            message = (
-                f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-                "is another process using the port? Pick another port, or 0 for a free one"
-            )
-            if exc.errno is None:
-                raise OSError(message) from exc
-            raise type(exc)(exc.errno, message) from exc
+            raise cannot_listen(host, port, exc) from exc
         bound = int(runner.addresses[0][1])
         _log.info("server.listening", host=host, port=bound)
         task_status.started(bound)

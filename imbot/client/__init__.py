@@ -1,9 +1,9 @@
 """The async Inkbox API client: ``InkboxClient``, composed from one group of endpoints per area.
 
 ``_request`` holds settings, the retry loop, error mapping and paging; ``messaging``,
-``rules``, ``provisioning`` and ``media`` the endpoints; ``transport`` the seam under it all
-(aiohttp by default, ``MockTransport`` for faults the simulator cannot produce);
-``backoff`` the retry policy.
+``conversations``, ``media``, ``rules`` and ``provisioning`` the endpoints; ``transport`` the
+seam under it all (aiohttp by default, ``MockTransport`` for faults the simulator cannot
+produce); ``backoff`` the retry policy. ``client`` composes them into ``InkboxClient``.
 """
 
 from imbot.client.client import InkboxClient

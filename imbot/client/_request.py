@@ -1,6 +1,11 @@
-"""The client's machinery: settings, headers, URLs, retries, typed errors and parsing.
+"""The base every endpoint group shares: settings, headers, URLs, retries, errors, paging.
 
-``InkboxClient`` (in ``client.py``) is this plus one method per endpoint.
+``_BaseClient`` resolves the settings once, owns the transport, and sends every request
+through one loop (``_request``) that retries per ``backoff.RetryPolicy`` and maps error
+answers to the typed errors of ``imbot.errors``. The endpoint groups (``messaging``,
+``conversations``, ``media``, ``rules``, ``provisioning``) subclass it and add one method per
+endpoint; ``InkboxClient`` (in ``client.py``) composes them. The module-level helpers check
+arguments before any request and build paths, so every group refuses bad input the same way.
 """
 
 from __future__ import annotations
@@ -36,7 +41,12 @@ MAX_PAGE_SIZE = 200
 """The largest ``limit`` a list endpoint accepts."""
 
 QueryValue = str | int | bool | date | None
+"""A query parameter's value; ``None`` leaves the parameter out."""
 
+DateFilter = date | str | None
+"""A date filter: a ``datetime`` (exact instant), a ``date`` (whole day), or ISO text."""
+
+# Named after the composed client, the module users know, so log filters need no update.
 _log = get_logger("imbot.client.client")
 
 
@@ -45,17 +55,40 @@ def ignore_body(_: bytes) -> None:
 
 
 def segment(value: object) -> str:
-    """Quote one path segment, so an id or handle can never change the path."""
+    """Quote one path segment, so an id or handle can never change the path.
+
+    Args:
+        value: the id (or any value) to put in the path; ``/`` and ``?`` are escaped too.
+
+    Returns:
+        The percent-encoded text.
+    """
     return quote(str(value), safe="")
 
 
 def handle_segment(handle: str) -> str:
-    """Quote a handle for a path, dropping the optional leading ``@``."""
+    """Quote a handle for a path, dropping the optional leading ``@``.
+
+    Args:
+        handle: the identity's handle, with or without its ``@``.
+
+    Returns:
+        The percent-encoded handle.
+    """
     return segment(handle.removeprefix("@"))
 
 
 def invalid(what: str, exc: ValidationError) -> InvalidRequest:
-    """Turn a pydantic validation error on a request body into ``InvalidRequest``."""
+    """Turn a pydantic validation error on a request body into ``InvalidRequest``.
+
+    Args:
+        what: what was being built, for the message (``"message"``, ``"reaction"``).
+        exc: the validation error.
+
+    Returns:
+        The error to raise: its message lists every field, its ``errors`` one
+        ``{"loc", "msg"}`` per problem.
+    """
     errors = [
         {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
         for e in exc.errors(include_url=False)
@@ -68,7 +101,16 @@ E = TypeVar("E", bound=Enum)
 
 
 def enum_value(kind: type[E], value: E | str, name: str) -> str:
-    """Check a request value against an enum, before any request; return its wire text."""
+    """Check a request value against an enum, before any request; return its wire text.
+
+    Args:
+        kind: the enum the value must belong to.
+        value: a member, or its wire text.
+        name: the argument's name, for the message.
+
+    Raises:
+        InvalidRequest: the value is not one of the enum's; the message lists them.
+    """
     try:
         return str(kind(value).value)
     except ValueError:
@@ -77,7 +119,11 @@ def enum_value(kind: type[E], value: E | str, name: str) -> str:
 
 
 def check_page(limit: int, offset: int = 0) -> None:
-    """Refuse a page size outside 1–200 or a negative offset, before any request."""
+    """Refuse a page size outside 1–200 or a negative offset, before any request.
+
+    Raises:
+        InvalidRequest: ``limit`` or ``offset`` is out of range.
+    """
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE_SIZE}, not {limit}")
     if offset < 0:
@@ -85,7 +131,14 @@ def check_page(limit: int, offset: int = 0) -> None:
 
 
 def check_idempotency_key(key: str) -> str:
-    """Refuse an idempotency key the service would reject: 1–255 printable ASCII, not blank."""
+    """Refuse an idempotency key the service would reject: 1–255 printable ASCII, not blank.
+
+    Returns:
+        The key, unchanged.
+
+    Raises:
+        InvalidRequest: the key is blank, too long, or not printable ASCII.
+    """
     if not key.strip() or len(key) > 255 or not key.isascii() or not key.isprintable():
         raise InvalidRequest("idempotency_key must be 1 to 255 printable ASCII characters")
     return key
@@ -124,13 +177,17 @@ def _decode_error_body(body: bytes) -> Any:
 
 
 class _BaseClient:
-    """Settings, the transport, and one retrying request method shared by every endpoint."""
+    """Settings, the transport, and one retrying request method shared by every endpoint.
+
+    The arguments are ``InkboxClient``'s (documented there); secrets are keyword-only so a
+    key can never be passed by position by mistake.
+    """
 
     def __init__(
         self,
+        *,
         api_key: str | None = None,
         base_url: str | None = None,
-        *,
         timeout: float = 30.0,
         max_attempts: int = 3,
         max_retry_after: float = 5.0,
@@ -139,7 +196,7 @@ class _BaseClient:
         settings: Settings | None = None,
     ) -> None:
         if settings is None:
-            settings = resolve_settings(api_key, base_url)
+            settings = resolve_settings(api_key=api_key, base_url=base_url)
         elif api_key is not None or base_url is not None:
             raise ConfigError("give either settings= or api_key= / base_url=, not both")
         self.settings = settings
@@ -284,6 +341,11 @@ class _BaseClient:
 
     @staticmethod
     def _pages(fetch: Callable[[int, int], Awaitable[list[T]]], page_size: int) -> AsyncIterator[T]:
+        """Walk every page of a list endpoint; ``fetch(limit, offset)`` gets one page.
+
+        The page size is checked here, at the call, not at the first ``__anext__``, so a bad
+        ``iter_*`` call fails where it is written. A page shorter than ``page_size`` is the last.
+        """
         check_page(page_size)
 
         async def walk() -> AsyncIterator[T]:

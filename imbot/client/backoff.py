@@ -71,6 +71,9 @@ class RetryPolicy:
         cap: the longest backoff window, in seconds.
         max_retry_after: the longest ``Retry-After`` honoured; a longer one raises instead.
         rng: returns a float in [0, 1); replaceable to make tests exact.
+
+    Raises:
+        ValueError: ``max_attempts`` is below 1, or a duration is negative.
     """
 
     max_attempts: int = 3

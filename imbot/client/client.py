@@ -1,10 +1,13 @@
 """The async Inkbox iMessage API client: one method per endpoint, typed models and errors.
 
-Example:
-    >>> async with InkboxClient() as client:  # INKBOX_API_KEY from the environment
-    ...     message = await client.send_message(conversation_id=cid, text="On my way")
-    ...     async for convo in client.iter_conversations():
-    ...         print(convo.remote_number, convo.unread_count)
+``InkboxClient`` only composes; each group of endpoints lives in the module named by its job:
+
+- ``messaging``: send and read messages, read receipts, typing, tapbacks;
+- ``conversations``: the triage number, conversations, assignments (connections);
+- ``media``: uploads;
+- ``rules``: contact rules;
+- ``provisioning``: identities, signing keys, webhook subscriptions;
+- ``_request``: the base they share (settings, the retry loop, error mapping, paging).
 
 Every call is retried on transport failures and on ``429``/``502``/``503``/``504`` (honouring
 ``Retry-After`` up to ``max_retry_after``); each send carries one ``Idempotency-Key`` on every
@@ -13,79 +16,33 @@ attempt, so a retry never sends twice. Failures raise the typed errors of ``imbo
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from datetime import date
-from typing import Any
-
-from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import PydanticSerializationError, to_json
-
-from imbot.client._request import check_idempotency_key, check_page, ignore_body, invalid, segment
-from imbot.client.media import MediaSource, encode_multipart, guess_content_type, read_media
-from imbot.client.provisioning import _SetupEndpoints
+from imbot.client.conversations import _ConversationEndpoints
+from imbot.client.media import _MediaEndpoints
+from imbot.client.messaging import _MessagingEndpoints
+from imbot.client.provisioning import _ProvisioningEndpoints
 from imbot.client.rules import _ContactRuleEndpoints
-from imbot.errors import NotConnected, NotFound
-from imbot.models import (
-    MAX_TEXT_LENGTH,
-    Assignment,
-    Conversation,
-    ConversationSummary,
-    MarkReadResult,
-    MediaUpload,
-    Message,
-    Reaction,
-    SendMessage,
-    SendReaction,
-    SendStyle,
-    TapbackKind,
-    TriageNumber,
-)
 
 __all__ = ["InkboxClient"]
 
-DateFilter = date | str | None
-"""A date filter: a ``datetime`` (exact instant), a ``date`` (whole day), or ISO text."""
 
-_MESSAGES = TypeAdapter(list[Message])
-_SUMMARIES = TypeAdapter(list[ConversationSummary])
-_ASSIGNMENTS = TypeAdapter(list[Assignment])
-
-
-class _Sent(BaseModel):
-    message: Message
-
-
-def _parse_sent(body: bytes) -> Message:
-    # The send answer wraps the row: {"message": {...}}. One parse, straight from bytes.
-    return _Sent.model_validate_json(body).message
-
-
-def _text_reply_body(conversation_id: object, text: object) -> bytes | None:
-    """The body of a text-only send into a conversation, checked as ``SendMessage`` would.
-
-    Nearly every send is this one shape (``ctx.reply(text)``), and building the model to
-    dump it again costs more than the rest of the client's work. Anything else, or anything
-    this check is unsure of, returns ``None``: ``SendMessage`` then validates it and names
-    what is wrong.
-    """
-    if type(conversation_id) is not str or type(text) is not str:
-        return None
-    if not text.strip() or len(text) > MAX_TEXT_LENGTH:
-        return None
-    try:
-        # pydantic's own serializer: the same bytes as SendMessage.model_dump_json.
-        return to_json({"conversation_id": conversation_id, "text": text})
-    except PydanticSerializationError:
-        return None  # e.g. a lone surrogate: let the model refuse it
-
-
-class InkboxClient(_ContactRuleEndpoints, _SetupEndpoints):
+class InkboxClient(
+    _MessagingEndpoints,
+    _ConversationEndpoints,
+    _MediaEndpoints,
+    _ContactRuleEndpoints,
+    _ProvisioningEndpoints,
+):
     """Async client for the Inkbox iMessage API (and the simulator, which speaks the same).
 
     Settings come from the arguments, then ``INKBOX_API_KEY`` / ``INKBOX_BASE_URL``, then
     ``~/.inkbox/config`` (see ``imbot.config``). Use it as an async context manager, or call
-    ``aclose()``; it opens one connection pool on first use.
+    ``aclose()``; it opens one connection pool on first use. Every argument is keyword-only.
+
+    Example:
+        >>> async with InkboxClient() as client:  # INKBOX_API_KEY from the environment
+        ...     message = await client.send_message(conversation_id=cid, text="On my way")
+        ...     async for convo in client.iter_conversations():
+        ...         print(convo.remote_number, convo.unread_count)
 
     Args:
         api_key: the API key (``ApiKey_...``).
@@ -103,397 +60,3 @@ class InkboxClient(_ContactRuleEndpoints, _SetupEndpoints):
     Raises:
         ConfigError: no API key was found, or the base URL is invalid or insecure.
     """
-
-    async def get_triage_number(self) -> TriageNumber:
-        """Get the router number and the text a human sends it to connect.
-
-        Resolve it at run time: the number can change.
-
-        Raises:
-            NotFound: no router number is active.
-        """
-        return await self._request(
-            "GET", "/imessage/triage-number", TriageNumber.model_validate_json
-        )
-
-    async def send_message(
-        self,
-        *,
-        conversation_id: str | None = None,
-        to: str | None = None,
-        text: str | None = None,
-        media_urls: Sequence[str] | None = None,
-        send_style: SendStyle | str | None = None,
-        reply_to_message_id: str | None = None,
-        agent_identity_id: str | None = None,
-        idempotency_key: str | None = None,
-        plain_reply_fallback: bool | None = None,
-    ) -> Message:
-        """Send a message into a conversation, or to a connected human's number.
-
-        Example:
-            >>> await client.send_message(conversation_id=cid, text="Booked", send_style="confetti")
-
-        Args:
-            conversation_id: the conversation to reply into; exactly one of this and ``to``.
-            to: the human's E.164 number (they must have connected and written first).
-            text: the text, up to 18,996 characters; needed unless a media URL is given.
-            media_urls: at most one URL, e.g. from ``upload_media``.
-            send_style: a bubble or screen effect such as ``confetti``.
-            reply_to_message_id: reply natively to this message (needs ``conversation_id``).
-            agent_identity_id: the identity to send as; needed with ``to`` on admin keys.
-            idempotency_key: the send's key; a fresh UUID when omitted. Reuse it to retry a
-                send without risking a duplicate.
-            plain_reply_fallback: with ``reply_to_message_id``, allow a plain message when
-                native replies are unsupported.
-
-        Returns:
-            The new outbound message (usually ``status`` ``queued``).
-
-        Raises:
-            InvalidRequest: the arguments are invalid (bad E.164, no content, both or neither
-                target, more than one media URL); nothing was sent.
-            NotConnected: the human never texted ``connect @handle``.
-            ConversationInactive: released, or the human has not written yet.
-            RecipientBlocked: a contact rule blocks the number.
-            RateLimited: the 24-hour send cap was reached.
-            TransportError: no answer after retries; ``idempotency_key`` is on the error.
-        """
-        body = None
-        if (
-            to is None
-            and media_urls is None
-            and send_style is None
-            and reply_to_message_id is None
-            and plain_reply_fallback is None
-        ):
-            body = _text_reply_body(conversation_id, text)
-        if body is None:
-            try:
-                message = SendMessage(
-                    conversation_id=conversation_id,
-                    to=to,
-                    text=text,
-                    media_urls=media_urls,
-                    send_style=send_style,
-                    reply_to_message_id=reply_to_message_id,
-                    plain_reply_fallback=plain_reply_fallback,
-                )
-            except ValidationError as exc:
-                raise invalid("message", exc) from None
-            body = message.model_dump_json(exclude_none=True).encode()
-        key = (
-            str(uuid.uuid4()) if idempotency_key is None else check_idempotency_key(idempotency_key)
-        )
-        query = {"agent_identity_id": agent_identity_id} if agent_identity_id else None
-        try:
-            return await self._request(
-                "POST",
-                "/imessage/messages",
-                _parse_sent,
-                query=query,
-                json_body=body,
-                idempotency_key=key,
-            )
-        except NotFound as exc:
-            # Servers may say "never connected" in a plain-text 404; give it its type.
-            if to is not None and type(exc) is NotFound and "connect" in exc.message.lower():
-                raise NotConnected(
-                    exc.message, status=exc.status, detail=exc.detail, idempotency_key=key
-                ) from exc
-            raise
-
-    async def list_messages(
-        self,
-        *,
-        conversation_id: str | None = None,
-        agent_identity_id: str | None = None,
-        is_read: bool | None = None,
-        is_blocked: bool | None = None,
-        include_groups: bool | None = None,
-        start_datetime: DateFilter = None,
-        end_datetime: DateFilter = None,
-        tz: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[Message]:
-        """List one page of messages, newest first.
-
-        Args:
-            conversation_id: only this conversation's messages.
-            agent_identity_id: only this identity's (admin keys).
-            is_read: only read, or only unread, messages.
-            is_blocked: only blocked, or only unblocked, rows (admin keys see both).
-            include_groups: include group conversations.
-            start_datetime: created at or after this instant (a date means its whole day).
-            end_datetime: created at or before this instant (a date means its whole day).
-            tz: the IANA zone of zone-less dates and times; UTC by default.
-            limit: the page size, 1 to 200.
-            offset: how many rows to skip.
-        """
-        check_page(limit, offset)
-        query = {
-            "conversation_id": conversation_id,
-            "agent_identity_id": agent_identity_id,
-            "is_read": is_read,
-            "is_blocked": is_blocked,
-            "include_groups": include_groups,
-            "start_datetime": start_datetime,
-            "end_datetime": end_datetime,
-            "tz": tz,
-            "limit": limit,
-            "offset": offset,
-        }
-        return await self._request(
-            "GET", "/imessage/messages", _MESSAGES.validate_json, query=query
-        )
-
-    def iter_messages(
-        self,
-        *,
-        conversation_id: str | None = None,
-        agent_identity_id: str | None = None,
-        is_read: bool | None = None,
-        is_blocked: bool | None = None,
-        include_groups: bool | None = None,
-        start_datetime: DateFilter = None,
-        end_datetime: DateFilter = None,
-        tz: str | None = None,
-        page_size: int = 50,
-    ) -> AsyncIterator[Message]:
-        """Iterate over every message matching the filters, page by page, newest first.
-
-        Example:
-            >>> async for message in client.iter_messages(conversation_id=cid):
-            ...     print(message.text)
-
-        Args:
-            conversation_id: see ``list_messages`` for this and the other filters.
-            agent_identity_id: only this identity's (admin keys).
-            is_read: only read, or only unread, messages.
-            is_blocked: only blocked, or only unblocked, rows.
-            include_groups: include group conversations.
-            start_datetime: created at or after this instant.
-            end_datetime: created at or before this instant.
-            tz: the IANA zone of zone-less values.
-            page_size: rows per request, 1 to 200.
-        """
-        filters: dict[str, Any] = {
-            "conversation_id": conversation_id,
-            "agent_identity_id": agent_identity_id,
-            "is_read": is_read,
-            "is_blocked": is_blocked,
-            "include_groups": include_groups,
-            "start_datetime": start_datetime,
-            "end_datetime": end_datetime,
-            "tz": tz,
-        }
-        return self._pages(
-            lambda limit, offset: self.list_messages(**filters, limit=limit, offset=offset),
-            page_size,
-        )
-
-    async def get_message(self, message_id: str) -> Message:
-        """Get one message, with its current delivery status and tapbacks.
-
-        Raises:
-            NotFound: no such message, or not visible to this key.
-        """
-        path = f"/imessage/messages/{segment(message_id)}"
-        return await self._request("GET", path, Message.model_validate_json)
-
-    async def upload_media(
-        self,
-        data: MediaSource,
-        *,
-        filename: str | None = None,
-        content_type: str | None = None,
-    ) -> MediaUpload:
-        """Upload a file (up to 10 MiB) and get a URL to pass in ``media_urls``.
-
-        Example:
-            >>> upload = await client.upload_media("receipt.pdf")
-            >>> await client.send_message(conversation_id=cid, media_urls=[upload.media_url])
-
-        Args:
-            data: the content as bytes, a path (``str`` or ``PathLike``), or a file opened
-                in binary mode (read from its current position).
-            filename: the name to upload under; the path's or file's name by default.
-            content_type: the MIME type; guessed from the name by default.
-
-        Raises:
-            MediaTooLarge: over 10 MiB; refused before anything is uploaded.
-            PayloadTooLarge: the server refused the size.
-        """
-        content, name = await read_media(data, filename)
-        body, multipart_type = encode_multipart(
-            "file", name, content_type or guess_content_type(name), content
-        )
-        # A repeated upload at worst leaves an unused copy, so it is retried like a read.
-        return await self._request(
-            "POST",
-            "/imessage/media",
-            MediaUpload.model_validate_json,
-            body=body,
-            content_type=multipart_type,
-        )
-
-    async def list_conversations(
-        self,
-        *,
-        agent_identity_id: str | None = None,
-        is_blocked: bool | None = None,
-        include_groups: bool | None = None,
-        start_datetime: DateFilter = None,
-        end_datetime: DateFilter = None,
-        tz: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[ConversationSummary]:
-        """List one page of conversations, most recent message first.
-
-        Args:
-            agent_identity_id: only this identity's (admin keys).
-            is_blocked: compute previews and counts from blocked or unblocked rows only.
-            include_groups: include group conversations.
-            start_datetime: with a message at or after this instant.
-            end_datetime: with a message at or before this instant.
-            tz: the IANA zone of zone-less values.
-            limit: the page size, 1 to 200.
-            offset: how many rows to skip.
-        """
-        check_page(limit, offset)
-        query = {
-            "agent_identity_id": agent_identity_id,
-            "is_blocked": is_blocked,
-            "include_groups": include_groups,
-            "start_datetime": start_datetime,
-            "end_datetime": end_datetime,
-            "tz": tz,
-            "limit": limit,
-            "offset": offset,
-        }
-        return await self._request(
-            "GET", "/imessage/conversations", _SUMMARIES.validate_json, query=query
-        )
-
-    def iter_conversations(
-        self,
-        *,
-        agent_identity_id: str | None = None,
-        is_blocked: bool | None = None,
-        include_groups: bool | None = None,
-        start_datetime: DateFilter = None,
-        end_datetime: DateFilter = None,
-        tz: str | None = None,
-        page_size: int = 50,
-    ) -> AsyncIterator[ConversationSummary]:
-        """Iterate over every conversation matching the filters (see ``list_conversations``)."""
-        filters: dict[str, Any] = {
-            "agent_identity_id": agent_identity_id,
-            "is_blocked": is_blocked,
-            "include_groups": include_groups,
-            "start_datetime": start_datetime,
-            "end_datetime": end_datetime,
-            "tz": tz,
-        }
-        return self._pages(
-            lambda limit, offset: self.list_conversations(**filters, limit=limit, offset=offset),
-            page_size,
-        )
-
-    async def get_conversation(
-        self, conversation_id: str, *, agent_identity_id: str | None = None
-    ) -> Conversation:
-        """Get one conversation; read its messages with ``iter_messages(conversation_id=...)``.
-
-        Args:
-            conversation_id: the conversation.
-            agent_identity_id: assert it belongs to this identity (``NotFound`` otherwise).
-        """
-        path = f"/imessage/conversations/{segment(conversation_id)}"
-        query = {"agent_identity_id": agent_identity_id}
-        return await self._request("GET", path, Conversation.model_validate_json, query=query)
-
-    async def list_assignments(
-        self, *, agent_identity_id: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[Assignment]:
-        """List one page of active connections (one per connected human), newest first."""
-        check_page(limit, offset)
-        query = {"agent_identity_id": agent_identity_id, "limit": limit, "offset": offset}
-        return await self._request(
-            "GET", "/imessage/assignments", _ASSIGNMENTS.validate_json, query=query
-        )
-
-    def iter_assignments(
-        self, *, agent_identity_id: str | None = None, page_size: int = 50
-    ) -> AsyncIterator[Assignment]:
-        """Iterate over every active connection."""
-        return self._pages(
-            lambda limit, offset: self.list_assignments(
-                agent_identity_id=agent_identity_id, limit=limit, offset=offset
-            ),
-            page_size,
-        )
-
-    async def release_assignment(self, assignment_id: str) -> None:
-        """Release a connection (admin keys); the human is not told and may reconnect.
-
-        Raises:
-            NotFound: unknown or already released.
-            Forbidden: the key is not an admin key.
-        """
-        path = f"/imessage/assignments/{segment(assignment_id)}"
-        await self._request("DELETE", path, ignore_body)
-
-    async def mark_read(self, conversation_id: str) -> MarkReadResult:
-        """Send a read receipt and mark the conversation's inbound messages read.
-
-        Raises:
-            ConversationInactive: released, or a group.
-        """
-        return await self._request(
-            "POST",
-            "/imessage/mark-read",
-            MarkReadResult.model_validate_json,
-            json_body={"conversation_id": conversation_id},
-        )
-
-    async def send_typing(self, conversation_id: str) -> None:
-        """Show the typing bubble to the human; it clears at the next message.
-
-        There is no stop call: refresh it at most every ~40 s while composing.
-        """
-        await self._request(
-            "POST", "/imessage/typing", ignore_body, json_body={"conversation_id": conversation_id}
-        )
-
-    async def send_reaction(
-        self, message_id: str, reaction: TapbackKind | str, *, part_index: int = 0
-    ) -> Reaction:
-        """Send a tapback; it replaces your previous one on that message part.
-
-        Args:
-            message_id: the message to react to.
-            reaction: one of ``love``, ``like``, ``dislike``, ``laugh``, ``emphasize``,
-                ``question``, ``eyes`` (``custom`` cannot be sent).
-            part_index: which part of the message (0 for the first).
-
-        Raises:
-            InvalidRequest: the reaction cannot be sent, or ``part_index`` is negative.
-        """
-        try:
-            body = SendReaction(
-                message_id=message_id, reaction=str(reaction), part_index=part_index
-            )
-        except ValidationError as exc:
-            raise invalid("reaction", exc) from None
-        # A tapback replaces the sender's previous one, so repeating it is harmless.
-        return await self._request(
-            "POST", "/imessage/reactions", Reaction.model_validate_json, json_body=body.to_wire()
-        )
-
-    async def remove_reaction(self, reaction_id: str) -> None:
-        """Take back one of your tapbacks; one already gone succeeds quietly."""
-        path = f"/imessage/reactions/{segment(reaction_id)}"
-        await self._request("DELETE", path, ignore_body)

@@ -1,7 +1,8 @@
-"""Reading an upload (bytes, a path or a binary file) under the size cap, and encoding it.
+"""Media uploads: the ``upload_media`` endpoint, and reading and encoding what it sends.
 
 The size is checked before any byte is read when it can be known (``stat`` for paths and
 real files, ``seek`` for seekable streams); otherwise at most one byte past the cap is read.
+The URL an upload returns goes into ``send_message(media_urls=[...])``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import IO, BinaryIO
 
 import anyio.to_thread
 
+from imbot.client._request import _BaseClient
 from imbot.errors import MediaTooLarge
+from imbot.models import MediaUpload
 
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
 """The largest file the media endpoint accepts: 10 MiB."""
@@ -27,6 +30,16 @@ async def read_media(
     source: MediaSource, filename: str | None, limit: int = MAX_MEDIA_BYTES
 ) -> tuple[bytes, str]:
     """Return the content to upload and its file name.
+
+    Args:
+        source: the content itself, a path, or a file open in binary mode (read from its
+            current position).
+        filename: the name to upload under; the path's or file's name by default, else
+            ``upload``.
+        limit: the largest content accepted, in bytes.
+
+    Returns:
+        The content and the file name.
 
     Raises:
         MediaTooLarge: the content is over ``limit`` bytes; nothing was uploaded.
@@ -80,7 +93,14 @@ def _remaining_size(stream: IO[bytes]) -> int | None:
 
 
 def guess_content_type(filename: str) -> str:
-    """Guess a MIME type from a file name; ``application/octet-stream`` when unknown."""
+    """Guess a MIME type from a file name; ``application/octet-stream`` when unknown.
+
+    Args:
+        filename: the name whose extension decides.
+
+    Returns:
+        The MIME type.
+    """
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
@@ -88,6 +108,12 @@ def encode_multipart(
     field: str, filename: str, content_type: str, content: bytes
 ) -> tuple[bytes, str]:
     """Encode one file as a ``multipart/form-data`` body.
+
+    Args:
+        field: the form field's name.
+        filename: the file name sent with it.
+        content_type: the file's MIME type.
+        content: the file's bytes.
 
     Returns:
         The body and the ``Content-Type`` header value (with its boundary).
@@ -102,3 +128,43 @@ def encode_multipart(
     ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
     return b"".join((head, content, tail)), f"multipart/form-data; boundary={boundary}"
+
+
+class _MediaEndpoints(_BaseClient):
+    """The media upload endpoint."""
+
+    async def upload_media(
+        self,
+        data: MediaSource,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> MediaUpload:
+        """Upload a file (up to 10 MiB) and get a URL to pass in ``media_urls``.
+
+        Example:
+            >>> upload = await client.upload_media("receipt.pdf")
+            >>> await client.send_message(conversation_id=cid, media_urls=[upload.media_url])
+
+        Args:
+            data: the content as bytes, a path (``str`` or ``PathLike``), or a file opened
+                in binary mode (read from its current position).
+            filename: the name to upload under; the path's or file's name by default.
+            content_type: the MIME type; guessed from the name by default.
+
+        Raises:
+            MediaTooLarge: over 10 MiB; refused before anything is uploaded.
+            PayloadTooLarge: the server refused the size.
+        """
+        content, name = await read_media(data, filename)
+        body, multipart_type = encode_multipart(
+            "file", name, content_type or guess_content_type(name), content
+        )
+        # A repeated upload at worst leaves an unused copy, so it is retried like a read.
+        return await self._request(
+            "POST",
+            "/imessage/media",
+            MediaUpload.model_validate_json,
+            body=body,
+            content_type=multipart_type,
+        )

@@ -1,7 +1,7 @@
-"""Set-up endpoints of the client: identities, signing keys and webhook subscriptions.
+"""Provisioning endpoints: identities, signing keys and webhook subscriptions.
 
-A bot calls these once, at set-up (``imbot setup``), not per message; they live apart from
-the iMessage endpoints to keep ``client.py`` a readable list of what a bot does all day.
+A bot calls these once, when it is provisioned (``imbot setup``), not per message; they live
+apart from ``messaging`` so that module stays a readable list of what a bot does all day.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class _SubscriptionList(BaseModel):
     subscriptions: list[WebhookSubscription]
 
 
-class _SetupEndpoints(_BaseClient):
+class _ProvisioningEndpoints(_BaseClient):
     """Identity, signing-key and webhook-subscription endpoints."""
 
     async def create_identity(

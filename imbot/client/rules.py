@@ -1,7 +1,7 @@
 """Contact-rule endpoints of the client: allow or block numbers per identity.
 
-Rules are managed at set-up or by an operator, not per message; they live apart from the
-iMessage endpoints to keep ``client.py`` a readable list of what a bot does all day.
+Rules are managed at set-up or by an operator, not per message; they live apart from
+``messaging`` so that module stays a readable list of what a bot does all day.
 """
 
 from __future__ import annotations

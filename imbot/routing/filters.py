@@ -480,17 +480,10 @@ def message_filters(
     has_media: bool | None = None,
     sender: str | Iterable[str] | None = None,
 ) -> list[Filter]:
-    """Build the filters that ``on_message``'s keyword shortcuts stand for.
+    """The filters ``on_message``'s shortcuts stand for, in this order.
 
-    Args:
-        text: ``Text(...)``: the whole text is one of these (case-insensitive).
-        regex: ``Regex(...)``: the text matches this expression.
-        contains: ``Contains(...)``: the text contains one of these (case-insensitive).
-        has_media: ``HasMedia(...)``: the message has (``True``) or lacks (``False``) media.
-        sender: ``Sender(...)``: the message comes from one of these numbers.
-
-    Returns:
-        The filters, in the order of the parameters.
+    ``text=`` is ``Text(...)``, ``regex=`` ``Regex(...)``, ``contains=`` ``Contains(...)``,
+    ``has_media=`` ``HasMedia(...)`` and ``sender=`` ``Sender(...)``.
     """
     found: list[Filter] = []
     if text is not None:

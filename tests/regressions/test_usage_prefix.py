@@ -8,7 +8,7 @@ given while the route table's usage replies picked the last: ``("/", "!")`` show
 from __future__ import annotations
 
 from imbot import Bot, Context, MessageReceived
-from imbot.routing.router import RouteTable
+from imbot.routing.table import RouteTable
 
 
 def test_help_and_usage_replies_agree_on_the_prefix() -> None:

@@ -69,11 +69,11 @@ async def remind(ctx: Context[MessageReceived], minutes: int, *, text: str) -> N
 
 async def _call_remind() -> None:
     # The decorated command is still the plain function with its own parameters.
-    await remind(Context(bot, _received()), 5, text="tea")
-    await remind(Context(bot, _received()), "5", text="tea")  # type: ignore[arg-type]
+    await remind(_received(), 5, text="tea")
+    await remind(_received(), "5", text="tea")  # type: ignore[arg-type]
 
 
-def _received() -> MessageReceived:
+def _received() -> Context[MessageReceived]:
     raise NotImplementedError
 
 
@@ -107,6 +107,22 @@ async def audit(ctx: Context[AnyEvent]) -> None:
 
 @bot.on_message()
 async def loose(ctx: Context[Any]) -> None: ...
+
+
+@bot.on_message
+async def bare(ctx: Context[MessageReceived]) -> None: ...
+
+
+async def is_vip(ctx: Context[Any]) -> bool:
+    return ctx.sender == "+15555550142"
+
+
+@bot.on_message(is_vip)
+async def vip(ctx: Context[MessageReceived]) -> None: ...
+
+
+bot.on_message.register(vip, contains="hi")
+bare_type: Callable[[Context[MessageReceived]], Coroutine[Any, Any, None]] = bare
 
 
 @bot.on_error(NotConnected)

@@ -14,11 +14,12 @@ import anyio
 import pytest
 import structlog
 from aiohttp import web
-from bot_events import CONVO, message_event, offline_client, run_events
 
 from imbot import Bot, Context, MessageReceived, Router, Text
 from imbot.errors import ConfigError, SetupError
 from imbot.log import configure_logging, debug_enabled, set_debug
+from imbot.testing.events import CONVERSATION_ID as CONVO
+from imbot.testing.events import message_event, offline_client, run_events
 from imbot.webhooks import sign
 
 # --------------------------------------------------------------------------- settings
@@ -624,7 +625,7 @@ def _run_and_watch_gc(monkeypatch: pytest.MonkeyPatch, **run_options: Any) -> di
 
     # run() configures structlog with loggers cached on first use, which would outlive
     # this test and hide later tests' log captures.
-    monkeypatch.setattr("imbot.bot.bot.configure_logging", lambda level: None)
+    monkeypatch.setattr("imbot.bot.runner.configure_logging", lambda level: None)
     seen: dict[str, Any] = {}
     bot = Bot(client=offline_client(), signing_key="whsec_test")
 
@@ -652,7 +653,7 @@ def _run_and_watch_gc(monkeypatch: pytest.MonkeyPatch, **run_options: Any) -> di
 def test_run_tunes_the_garbage_collector_once_listening_and_restores_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from imbot.bot.bot import GC_THRESHOLD
+    from imbot.bot.runner import GC_THRESHOLD
 
     monkeypatch.delenv("IMBOT_GC_TUNING", raising=False)
     seen = _run_and_watch_gc(monkeypatch)
@@ -676,7 +677,7 @@ def test_gc_tuning_can_be_switched_off(
 
 
 def test_the_argument_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from imbot.bot.bot import GC_THRESHOLD
+    from imbot.bot.runner import GC_THRESHOLD
 
     monkeypatch.setenv("IMBOT_GC_TUNING", "0")
     seen = _run_and_watch_gc(monkeypatch, gc_tuning=True)

@@ -8,10 +8,10 @@ from typing import Any
 
 import anyio
 import pytest
-from bot_events import message_event, offline_client, run_events
 
 from imbot import Bot, Context, MessageReceived
 from imbot.errors import ConfigError, SetupError
+from imbot.testing.events import message_event, offline_client, run_events
 
 # --------------------------------------------------------------------------- configured()
 

@@ -7,28 +7,42 @@ from typing import Any
 import anyio
 import pytest
 import structlog
-from bot_events import (
-    CONVO,
-    HUMAN,
+from support import snapshot
+
+from imbot import AskTimeout, Bot, Context, MessageReceived, SkipHandler
+from imbot.bot.asks import AskRegistry
+from imbot.bot.sending import idempotency_key
+from imbot.bot.services import Services
+from imbot.bot.typing import Typing
+from imbot.errors import ImbotError
+from imbot.events import AnyEvent, MessageSent, parse_event
+from imbot.models import Message
+from imbot.storage.base import StateStore
+from imbot.storage.memory import MemoryStateStore
+from imbot.testing import eventually, serving, simulated
+from imbot.testing.events import CONVERSATION_ID as CONVO
+from imbot.testing.events import PHONE as HUMAN
+from imbot.testing.events import (
     message_dict,
     message_event,
     offline_client,
     reaction_event,
     unknown_event,
 )
-from bot_simkit import eventually, serving, simulated, snapshot
-
-from imbot import AskTimeout, Bot, Context, MessageReceived, SkipHandler
-from imbot.bot.context import AskRegistry, Typing, idempotency_key
-from imbot.errors import ImbotError
-from imbot.events import AnyEvent, MessageSent, parse_event
-from imbot.models import Message
 
 PHONE = "+15555550142"
 
 
-def ctx_for(event: AnyEvent) -> Context[Any]:
-    return Context(Bot(client=offline_client()), event)
+def ctx_for(event: AnyEvent, store: StateStore | None = None) -> Context[Any]:
+    client = offline_client()
+    services = Services(
+        bot=Bot(client=client),
+        client=client,
+        state_store=store or MemoryStateStore(),
+        asks=AskRegistry(),
+        typing_interval=40.0,
+    )
+    return Context(services, event)
 
 
 # --------------------------------------------------------------------------- offline
@@ -53,7 +67,7 @@ def test_reaction_event_properties() -> None:
     assert ctx.reaction is not None and ctx.reaction.reaction == "laugh"
     assert ctx.text == ""
     assert ctx.sender == PHONE
-    assert ctx._trigger_message_id() == "m-9"
+    assert ctx.trigger_message_id() == "m-9"
 
 
 def test_unknown_event_properties_and_helpers_without_a_conversation() -> None:
@@ -67,9 +81,9 @@ def test_unknown_event_properties_and_helpers_without_a_conversation() -> None:
         "",
     )
     with pytest.raises(ImbotError, match=r"ctx.reply\(\) needs a conversation"):
-        ctx._require_conversation("reply")
+        ctx.require_conversation("reply")
     with pytest.raises(ImbotError, match="no message to reply to"):
-        ctx._trigger_message_id()
+        ctx.trigger_message_id()
     assert ctx_for(unknown_event()).conversation_id == CONVO
 
 
@@ -87,9 +101,17 @@ def test_group_messages_name_the_actual_sender() -> None:
     assert ctx_for(event).sender == "+15555550002"
 
 
-def test_state_is_loaded_by_routing_not_before() -> None:
-    with pytest.raises(ImbotError, match=r"ctx\.state is loaded when the bot routes"):
-        _ = ctx_for(message_event()).state
+async def test_state_is_read_on_first_use_and_saved_only_when_changed() -> None:
+    store = MemoryStateStore()
+    await store.save(CONVO, {"visits": 1})
+    ctx = ctx_for(message_event(), store)
+    assert ctx.state["visits"] == 1
+    await ctx.save_state()  # unchanged: nothing written
+    ctx.state["visits"] += 1
+    await ctx.save_state()
+    assert await store.load(CONVO) == {"visits": 2}
+    body = b'{"id":"evt_u","event_type":"phone.ring","timestamp":"2026-06-09T14:30:58Z"}'
+    assert ctx_for(parse_event(body), store).state == {}  # names no conversation
 
 
 def test_skip_raises_the_signal() -> None:
@@ -139,7 +161,7 @@ def test_ask_registry_offers_the_next_message_of_the_same_person_once() -> None:
 
 def test_typing_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
-        Typing(ctx_for(message_event()), 0)
+        Typing(ctx_for(message_event()).mark_read, 0, active=[])
 
 
 # --------------------------------------------------------------------------- simulator

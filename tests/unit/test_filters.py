@@ -7,12 +7,13 @@ from typing import Any
 
 import anyio
 import pytest
-from bot_events import OTHER, message_event, offline_client, reaction_event
 
 from imbot import Bot, Contains, Context, Filter, HasMedia, Regex, Sender, Tapback, Text
 from imbot.errors import SetupError
 from imbot.events import AnyEvent
 from imbot.routing.filters import all_of, as_filter, check, message_filters
+from imbot.testing.events import OTHER_PHONE as OTHER
+from imbot.testing.events import message_event, offline_client, reaction_event
 
 
 def ctx_for(event: AnyEvent) -> Context[Any]:

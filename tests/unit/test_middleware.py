@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot_events import message_event, offline_client, run_events
-
 from imbot import Bot, Context, Router
 from imbot.routing.middleware import compose
+from imbot.testing.events import message_event, offline_client, run_events
 from imbot.types import Next
 
 

@@ -7,19 +7,19 @@ from typing import Any
 
 import pytest
 import structlog
-from bot_events import (
-    CONVO,
-    OTHER,
+
+from imbot import Bot, Context, Router, Sender, SkipHandler, Text
+from imbot.errors import ImbotError, SetupError
+from imbot.events import DeliveryFailed, MessageDelivered, MessageReceived, MessageSent
+from imbot.testing.events import CONVERSATION_ID as CONVO
+from imbot.testing.events import OTHER_PHONE as OTHER
+from imbot.testing.events import (
     message_event,
     offline_client,
     reaction_event,
     run_events,
     unknown_event,
 )
-
-from imbot import Bot, Context, Router, Sender, SkipHandler, Text
-from imbot.errors import ImbotError, SetupError
-from imbot.events import DeliveryFailed, MessageDelivered, MessageReceived, MessageSent
 
 
 def new_bot(**options: Any) -> Bot:
@@ -568,3 +568,100 @@ async def test_filters_can_route_on_conversation_state() -> None:
 
     await run_events(bot, message_event("hi"), message_event("Ada"), message_event("again"))
     assert seen == ["start", "name:Ada", "start"]
+
+
+# --------------------------------------------------------------------------- one decorator rule
+
+
+async def test_every_decorator_without_required_arguments_works_bare_and_called() -> None:
+    bot = new_bot()
+    seen: list[str] = []
+
+    async def handler(ctx: Context[Any]) -> None:
+        seen.append(f"{ctx.event.event_type}:{ctx.text}")
+
+    async def on_error(ctx: Context[Any], exc: Exception) -> None: ...
+
+    async def mw(ctx: Context[Any], call_next: Any) -> None:
+        await call_next(ctx)
+
+    async def hook(_: Bot) -> None: ...
+
+    # Bare: the decorator registers the function and returns it unchanged.
+    for decorator, func in [
+        (bot.on_message, handler),
+        (bot.on_tapback, handler),
+        (bot.on_sent, handler),
+        (bot.on_delivered, handler),
+        (bot.on_delivery_failed, handler),
+        (bot.on_error, on_error),
+        (bot.middleware, mw),
+        (bot.on_startup, hook),
+        (bot.on_shutdown, hook),
+    ]:
+        assert decorator(func) is func  # type: ignore[operator]
+    # Called with no arguments: the same.
+    router = Router(name="called")
+    for decorator, func in [
+        (router.on_message, handler),
+        (router.on_tapback, handler),
+        (router.on_sent, handler),
+        (router.on_delivered, handler),
+        (router.on_delivery_failed, handler),
+        (router.middleware, mw),
+        (router.on_startup, hook),
+        (router.on_shutdown, hook),
+    ]:
+        assert decorator()(func) is func  # type: ignore[operator]
+    assert router.on_error()(on_error) is on_error
+    kinds = [spec.kind for spec in bot.handlers()]
+    assert kinds == ["message", "tapback", "sent", "delivered", "delivery_failed"]
+    assert len(router.handlers()) == 5
+    await run_events(bot, message_event("bare"))
+    assert seen == ["imessage.received:bare"]
+
+
+async def test_a_lone_async_filter_annotated_bool_is_a_filter_not_the_handler() -> None:
+    bot = new_bot()
+    seen: list[str] = []
+
+    async def is_yes(ctx: Context[Any]) -> bool:
+        return ctx.text == "yes"
+
+    @bot.on_message(is_yes)
+    async def agreed(ctx: Context[MessageReceived]) -> None:
+        seen.append(ctx.text)
+
+    await run_events(bot, message_event("no"), message_event("yes"))
+    assert seen == ["yes"]
+    assert [spec.name for spec in bot.handlers()] == [agreed.__qualname__]
+
+
+def test_decorators_that_need_a_name_or_pattern_say_so_when_used_bare() -> None:
+    bot = new_bot()
+
+    async def remind(ctx: Context[Any]) -> None: ...
+
+    with pytest.raises(SetupError, match=re.escape("@bot.command('name')")):
+        bot.command(remind)  # type: ignore[arg-type]
+    with pytest.raises(SetupError, match=re.escape("@bot.on_event('imessage.*')")):
+        bot.on_event(remind)  # type: ignore[arg-type]
+
+
+async def test_each_observer_registers_through_register_as_its_decorator_does() -> None:
+    bot = new_bot()
+    seen: list[str] = []
+
+    async def price(ctx: Context[MessageReceived]) -> None:
+        seen.append("price")
+
+    async def double(ctx: Context[MessageReceived], n: int) -> None:
+        seen.append(f"double:{n * 2}")
+
+    bot.on_message.register(price, contains="price")
+    bot.command.register(double, "double")
+    bot.add_message_handler(price, text="cost")  # the method twin goes the same way
+    await run_events(
+        bot, message_event("what price?"), message_event("double 4"), message_event("cost")
+    )
+    assert seen == ["price", "double:8", "price"]

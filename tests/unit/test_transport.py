@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 from aiohttp import web
-from inkbox_stub import InkboxStub, Reply
+from support.inkbox_stub import InkboxStub, Reply
 
 from imbot.client.transport import AiohttpTransport, MockTransport, Request, Response, Transport
 from imbot.errors import ConnectError, SetupError, TransportError

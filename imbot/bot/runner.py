@@ -1,0 +1,102 @@
+"""The process edge of ``bot.run()``: logging, signals, and the garbage collector.
+
+Effects on the whole process happen here and nowhere else in the bot: structlog is
+configured, SIGINT/SIGTERM are handled (the first stops gracefully, a second cancels the
+handlers still draining), and the collector is tuned once the bot listens.
+"""
+
+from __future__ import annotations
+
+import gc
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+
+from imbot.config import resolve_gc_tuning
+from imbot.errors import single_exception
+from imbot.log import configure_logging, get_logger
+
+if TYPE_CHECKING:
+    from imbot.bot.bot import Bot
+
+__all__ = ["GC_THRESHOLD", "run", "tune_gc"]
+
+GC_THRESHOLD = (10_000, 20, 20)
+"""The collector thresholds ``bot.run()`` sets once the bot is listening (default 700, 10, 10)."""
+
+_log = get_logger("imbot")
+
+
+def tune_gc() -> tuple[int, int, int]:
+    """Tune the collector for a serving bot; return the thresholds to restore.
+
+    Almost nothing a bot allocates per event is cyclic garbage, yet each event in flight
+    keeps a few dozen young container objects alive (the parsed event, its context, the
+    coroutines and the HTTP objects), so with the default threshold of 700 the collector
+    runs every dozen events and re-traverses the same live objects: measured at 30–50 µs
+    per event, up to a quarter of the bot's CPU. Collecting once and freezing what start-up
+    built (modules, pydantic schemas) takes those out of every later pass; a gen-0
+    threshold of 10,000 makes the passes rare. Cycles are still collected.
+    """
+    previous = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+    return previous
+
+
+def run(
+    bot: Bot,
+    host: str,
+    port: int,
+    path: str,
+    *,
+    log_level: str | None = None,
+    gc_tuning: bool | None = None,
+) -> None:
+    """Serve ``bot`` until SIGINT/SIGTERM; what ``bot.run()`` does (see its docstring)."""
+    configure_logging(log_level)
+    previous: list[tuple[int, int, int]] = []
+
+    def listening() -> None:
+        previous.append(tune_gc())
+
+    tune = resolve_gc_tuning(gc_tuning)
+    try:
+        anyio.run(_serve_until_signal, bot, host, port, path, listening if tune else None)
+    finally:
+        if previous:
+            gc.unfreeze()
+            gc.set_threshold(*previous[0])
+
+
+async def _serve_until_signal(
+    bot: Bot, host: str, port: int, path: str, listening: Callable[[], None] | None
+) -> None:
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, bot, tg.cancel_scope, name="imbot.signals")
+
+            async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+                await bot.serve(host, port, path, task_status=task_status)
+                tg.cancel_scope.cancel()  # served and stopped: stop watching signals
+
+            await tg.start(serve)
+            if listening is not None:
+                listening()  # start-up is over: everything built so far stays
+    except BaseExceptionGroup as group:
+        raise (single_exception(group) or group) from None
+
+
+async def _watch_signals(bot: Bot, everything: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if (bot.running or bot.draining) and bot.stop(reason=name):
+                continue  # the first signal stops gracefully, a second cancels the drain
+            # Still starting (or between stop and drain): nothing to wait for.
+            _log.warning("stopping now", signal=name)
+            everything.cancel()

@@ -1,0 +1,85 @@
+"""Sending a message from a handler or from the bot: media arguments and idempotency keys.
+
+Exactly-once sends: every message a handler sends carries an ``Idempotency-Key`` made by
+``idempotency_key(event.id, n)``, ``n`` counting the sends of this handling (1, 2, …). A
+redelivered or replayed event re-runs its handler, which sends under the same keys, and the
+API replays the first result instead of sending again.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from imbot.models import MediaUpload
+
+if TYPE_CHECKING:
+    from imbot.client import InkboxClient
+    from imbot.models import Message, SendStyle
+
+__all__ = ["MediaInput", "idempotency_key", "media_url", "send_message"]
+
+MediaInput = str | bytes | os.PathLike[str] | MediaUpload
+"""Media for a send: a URL (sent as is), a path or bytes (uploaded first), or an upload."""
+
+
+def idempotency_key(event_id: str, ordinal: int) -> str:
+    """The ``Idempotency-Key`` of the ``ordinal``-th send made while handling an event.
+
+    This is the only place the key is derived, so a re-run of the same event sends under
+    the same keys.
+
+    Example:
+        >>> idempotency_key("evt_01J0R8Z4M6K2", 1)
+        'imbot:evt_01J0R8Z4M6K2:1'
+    """
+    return f"imbot:{event_id}:{ordinal}"
+
+
+async def media_url(client: InkboxClient, media: MediaInput) -> str:
+    """The URL to send for a media argument, uploading paths and bytes first.
+
+    Args:
+        client: the client to upload with.
+        media: an ``http(s)://`` URL (used as is), a path or bytes, or a ``MediaUpload``.
+    """
+    if isinstance(media, MediaUpload):
+        return media.media_url
+    if isinstance(media, str) and media.startswith(("https://", "http://")):
+        return media
+    return (await client.upload_media(media)).media_url
+
+
+async def send_message(
+    client: InkboxClient,
+    text: str | None,
+    *,
+    conversation_id: str | None = None,
+    to: str | None = None,
+    media: MediaInput | None = None,
+    effect: SendStyle | str | None = None,
+    reply_to: str | None = None,
+    idempotency_key: str | None = None,
+) -> Message:
+    """Send a message, uploading its media first when it is a path or bytes.
+
+    Args:
+        client: the API client.
+        text: the text; needed unless ``media`` is given.
+        conversation_id: the conversation; exactly one of this and ``to``.
+        to: a connected human's E.164 number.
+        media: a URL, a path or bytes to upload, or a ``MediaUpload``.
+        effect: a bubble or screen effect.
+        reply_to: the message to reply to natively.
+        idempotency_key: the key that makes a retried send safe.
+    """
+    urls = None if media is None else [await media_url(client, media)]
+    return await client.send_message(
+        conversation_id=conversation_id,
+        to=to,
+        text=text,
+        media_urls=urls,
+        send_style=effect,
+        reply_to_message_id=reply_to,
+        idempotency_key=idempotency_key,
+    )

@@ -1,0 +1,81 @@
+"""The services a handler's context uses: the narrow view of a running bot that ``ctx`` gets.
+
+``Context`` is a facade of small helpers; everything they touch comes from here (the
+client, open asks, the state store, the typing interval), handed over by the bot when it
+starts. A context never reaches into the bot itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from imbot.bot.state import ConversationState, load_state, load_state_nowait
+from imbot.storage.base import InstantStateStore
+
+if TYPE_CHECKING:
+    from imbot.bot.asks import AskRegistry
+    from imbot.bot.bot import Bot
+    from imbot.client import InkboxClient
+    from imbot.storage.base import StateStore
+
+__all__ = ["Services"]
+
+
+class Services:
+    """What a running bot lends to each handler's context.
+
+    Attributes:
+        bot: the bot (``ctx.bot``: its ``state`` holds lifespan resources).
+        client: the API client.
+        asks: the open ``ctx.ask`` questions.
+        typing_interval: seconds between typing-bubble refreshes.
+        loads_by_awaiting: the state store cannot load without awaiting, so a context's
+            state is loaded before routing rather than on first use.
+    """
+
+    __slots__ = (
+        "_instant",
+        "_store",
+        "asks",
+        "bot",
+        "client",
+        "loads_by_awaiting",
+        "typing_interval",
+    )
+
+    def __init__(
+        self,
+        *,
+        bot: Bot,
+        client: InkboxClient,
+        state_store: StateStore,
+        asks: AskRegistry,
+        typing_interval: float,
+    ) -> None:
+        """Gather the services of a started bot."""
+        self.bot = bot
+        self.client = client
+        self.asks = asks
+        self.typing_interval = typing_interval
+        self._store = state_store
+        # ctx.state is a property and cannot await: a store that loads without awaiting is
+        # read on first use; any other store is loaded before routing.
+        self._instant = state_store if isinstance(state_store, InstantStateStore) else None
+        self.loads_by_awaiting = self._instant is None
+
+    def state_nowait(self, conversation_id: str) -> ConversationState:
+        """A conversation's state from a store that reads without awaiting.
+
+        A conversation-less event, or a store that must await (its state was loaded before
+        routing, so only conversation-less events get here), gets an unsaved empty state.
+        """
+        store = self._instant
+        if store is None or not conversation_id:
+            return ConversationState("", store=None)
+        return load_state_nowait(store, conversation_id)
+
+    async def load_state(self, conversation_id: str) -> ConversationState:
+        """A conversation's state, awaiting the store if it must."""
+        if not conversation_id:
+            return ConversationState("", store=None)
+        return await load_state(self._store, conversation_id)
