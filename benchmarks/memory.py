@@ -109,8 +109,7 @@ async def measure_bot(conversations: int, batch: int) -> dict[str, Any]:
         handled += 1
 
     def lanes() -> int:
-        dispatcher = bot._dispatcher  # the benchmark peeks at the live lane count
-        return dispatcher.lane_count if dispatcher is not None else 0
+        return int(bot.health()["lanes"])
 
     async with bot:
 

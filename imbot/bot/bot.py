@@ -133,7 +133,13 @@ class Bot(Lifecycle):
 
     # ------------------------------------------------------------------ serving
 
-    def _health(self) -> dict[str, Any]:
+    def health(self) -> dict[str, Any]:
+        """What ``GET /healthz`` reports: handle, running, lanes, handlers in flight, open asks.
+
+        Example:
+            >>> bot.health()["in_flight"]
+            3
+        """
         runtime = self._runtime
         found: dict[str, Any] = {"handle": self.handle, "running": self.running}
         found.update(runtime.health() if runtime else {"lanes": 0, "in_flight": 0, "asks": 0})
@@ -147,7 +153,7 @@ class Bot(Lifecycle):
             secrets=secrets,
             path=path,
             max_body_size=self.max_body_size,
-            health=self._health,
+            health=self.health,
         )
 
     @property
