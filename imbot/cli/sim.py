@@ -63,10 +63,27 @@ def add_parser(subparsers: Subparsers) -> None:
         help="sends per identity per rolling 24 h; 0 = no cap (default: %(default)s)",
     )
     parser.add_argument(
-        "--no-connect-event",
+        "--send-cap-window",
+        type=float,
+        default=86400.0,
+        metavar="SECONDS",
+        help="the send cap's rolling window (default: %(default)s, Inkbox's 24 hours)",
+    )
+    connect = parser.add_mutually_exclusive_group()
+    connect.add_argument(
+        "--connect-event",
+        dest="connect_event",
         action="store_true",
-        help="do not deliver the human's 'connect @handle' text to the agent as "
-        "imessage.received (Inkbox's documented default)",
+        default=False,
+        help="the old connect flow: deliver the human's 'connect @handle' text to the agent "
+        "as its first imessage.received, so it may greet at once (Inkbox does not)",
+    )
+    connect.add_argument(
+        "--no-connect-event",
+        dest="connect_event",
+        action="store_false",
+        help="deprecated, now the default: Inkbox's connect flow, where the agent hears "
+        "nothing until the human's first message in the new thread",
     )
     parser.add_argument(
         "--unreachable",
@@ -75,6 +92,39 @@ def add_parser(subparsers: Subparsers) -> None:
         default=[],
         metavar="NUMBER",
         help="phone numbers whose deliveries fail (status 'error')",
+    )
+    parser.add_argument(
+        "--sms",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NUMBER",
+        help="phone numbers without iMessage: sends go out as SMS (was_downgraded), "
+        "and 'sent' is final",
+    )
+    parser.add_argument(
+        "--declining",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NUMBER",
+        help="phone numbers whose deliveries end 'declined' (imessage.delivery_failed)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (repeatable; '*' for any); "
+        "loopback names and --host are always served",
+    )
+    parser.add_argument(
+        "--chaos",
+        default=None,
+        metavar="SPEC",
+        help="have a bad day on purpose, the same one for the same seed: API errors, slow "
+        "answers, webhooks twice, late or after a failure; a preset (mild, bad-day) and/or "
+        "key=value pairs, e.g. 'seed=7,api=10%%,webhooks=10%%' (see docs/simulator.md)",
     )
     parser.set_defaults(handler=run)
 
@@ -92,8 +142,13 @@ def run(args: argparse.Namespace) -> int:
             triage_number=args.triage_number,
             delivery_delay=args.delivery_delay,
             send_cap=args.send_cap if args.send_cap > 0 else None,
-            connect_event=not args.no_connect_event,
+            send_cap_window=args.send_cap_window,
+            connect_event=args.connect_event,
             unreachable=args.unreachable,
+            sms_numbers=args.sms,
+            declining_numbers=args.declining,
+            allowed_hosts=args.allow_host,
+            chaos=args.chaos,
         )
     except ValueError as exc:
         return fail("sim", str(exc))
@@ -110,8 +165,11 @@ def _announce(sim: Simulator) -> None:
         f"  Admin API key:  {sim.admin_key}",
         f"  Triage number:  {sim.triage_number}   (humans text: connect @handle)",
         f"  Chat page:      {sim.chat_url}",
-        "Press Ctrl-C to stop.",
     ]
+    chaos = sim.chaos.config
+    if sim.chaos.enabled and chaos is not None:
+        lines.append(f"  Chaos mode:     {chaos.spec()}   (switch it on the chat page)")
+    lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
 
 

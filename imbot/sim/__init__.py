@@ -25,15 +25,18 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from imbot.net import bind_listener
 from imbot.sim.app import build_app
+from imbot.sim.chaos import Chaos
+from imbot.sim.chaos_plan import ChaosControl
 from imbot.sim.config import DEFAULT_TRIAGE_NUMBER, SimConfig
 from imbot.sim.core import Core
 from imbot.sim.delivery import Delivery
+from imbot.sim.guard import allowed_name
 from imbot.sim.lifecycle import Lifecycle
 from imbot.sim.store import Store
 from imbot.sim.timeline import Timeline
 from imbot.sim.validation import E164
 
-__all__ = ["SimConfig", "Simulator"]
+__all__ = ["Chaos", "ChaosControl", "SimConfig", "Simulator"]
 
 # Long enough for in-flight API answers to finish, short enough that Ctrl-C feels instant.
 _SHUTDOWN_TIMEOUT = 2.0
@@ -62,14 +65,25 @@ class Simulator:
         admin_key: the admin API key; ``None`` reuses the stored key or mints one.
         triage_number: the router number (E.164).
         delivery_delay: seconds between ``sent`` and ``delivered``.
-        send_cap: outbound messages per identity per rolling 24 hours; ``None`` for no cap.
-        connect_event: deliver the human's ``connect @handle`` text to the agent as the
-            conversation's first ``imessage.received`` (``False``: §16 #3 behaviour).
+        send_cap: outbound messages per identity per rolling window; ``None`` for no cap.
+        send_cap_window: the length of that window in seconds (Inkbox: 24 hours); a short
+            one lets a test see the ``429``'s ``Retry-After`` run out.
+        connect_event: the old connect flow: deliver the human's ``connect @handle`` text
+            to the agent as the conversation's first ``imessage.received``, so the agent
+            may write at once. ``False`` (the default) is Inkbox's flow: the agent hears
+            nothing until the human's first message in the new thread.
         webhook_retry_delays: seconds before each retry of a failed webhook delivery.
         webhook_timeout: seconds one delivery attempt may take.
         webhook_workers: deliveries in flight at once.
         unreachable: phone numbers whose deliveries fail.
+        sms_numbers: phone numbers without iMessage: sends to them go out as SMS
+            (``was_downgraded: true``, ``service: "sms"``), and ``sent`` is final.
+        declining_numbers: phone numbers whose deliveries end ``declined``.
         typing_ttl: seconds a typing bubble stays up without a new ``/typing`` call.
+        allowed_hosts: host names to serve besides loopback ones and ``host`` (``"*"`` for
+            any), for a simulator reached by another name (see ``docs/simulator.md``).
+        chaos: chaos mode, on from the start: a ``Chaos`` or a spec such as
+            ``"bad-day,seed=7"`` (see ``Chaos.parse``); ``sim.chaos`` switches it at run time.
 
     Raises:
         ValueError: for an invalid setting.
@@ -85,22 +99,34 @@ class Simulator:
         triage_number: str = DEFAULT_TRIAGE_NUMBER,
         delivery_delay: float = 0.0,
         send_cap: int | None = 100,
-        connect_event: bool = True,
+        send_cap_window: float = 86400.0,
+        connect_event: bool = False,
         webhook_retry_delays: tuple[float, ...] = (5, 30, 120, 600, 1800),
         webhook_timeout: float = 10.0,
         webhook_workers: int = 16,
         unreachable: tuple[str, ...] | list[str] = (),
+        sms_numbers: tuple[str, ...] | list[str] = (),
+        declining_numbers: tuple[str, ...] | list[str] = (),
         typing_ttl: float = 60.0,
+        allowed_hosts: tuple[str, ...] | list[str] = (),
+        chaos: Chaos | str | None = None,
     ) -> None:
         if not E164.match(triage_number):
             raise ValueError(
                 f"triage_number must be E.164 (like +15550100000), not {triage_number!r}"
             )
-        for number in unreachable:
-            if not E164.match(number):
-                raise ValueError(f"unreachable numbers must be E.164, not {number!r}")
+        for label, numbers in (
+            ("unreachable", unreachable),
+            ("sms_numbers", sms_numbers),
+            ("declining_numbers", declining_numbers),
+        ):
+            for number in numbers:
+                if not E164.match(number):
+                    raise ValueError(f"{label} numbers must be E.164, not {number!r}")
         if send_cap is not None and send_cap < 1:
             raise ValueError("send_cap must be at least 1, or None for no cap")
+        if send_cap_window <= 0:
+            raise ValueError("send_cap_window must be positive")
         if (
             delivery_delay < 0
             or webhook_timeout <= 0
@@ -112,6 +138,11 @@ class Simulator:
             raise ValueError("webhook_workers must be at least 1")
         if admin_key is not None and not admin_key.strip():
             raise ValueError("admin_key must not be blank")
+        for name in allowed_hosts:
+            if allowed_name(name) is None:
+                raise ValueError(
+                    f"allowed_hosts takes host names like sim.example.test, not {name!r}"
+                )
         self.config = SimConfig(
             db=db,
             host=host,
@@ -120,12 +151,17 @@ class Simulator:
             triage_number=triage_number,
             delivery_delay=delivery_delay,
             send_cap=send_cap,
+            send_cap_window=send_cap_window,
             connect_event=connect_event,
             webhook_retry_delays=tuple(webhook_retry_delays),
             webhook_timeout=webhook_timeout,
             webhook_workers=webhook_workers,
             unreachable=tuple(unreachable),
+            sms_numbers=tuple(sms_numbers),
+            declining_numbers=tuple(declining_numbers),
             typing_ttl=typing_ttl,
+            allowed_hosts=tuple(allowed_hosts),
+            chaos=Chaos.parse(chaos) if isinstance(chaos, str) else chaos,
         )
         self._core: Core | None = None
         self._tg: TaskGroup | None = None
@@ -154,6 +190,20 @@ class Simulator:
     def chat_url(self) -> str:
         """The chat page's URL."""
         return self.base_url + "/"
+
+    @property
+    def chaos(self) -> ChaosControl:
+        """Chaos mode while running: switch it, take the API down, read what it did.
+
+        Example:
+            >>> sim.chaos.enable(Chaos.parse("bad-day,seed=7"))
+            >>> sim.chaos.take_down(5)  # no API answers for 5 s
+            >>> sim.chaos.stats  # Counter({'api_calls': 212, '429': 7, ...})
+
+        Raises:
+            RuntimeError: the simulator is not running.
+        """
+        return self._running().chaos
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every stored row, table by table (tests use it to prove nothing changed)."""
@@ -201,6 +251,16 @@ class Simulator:
                     "unreachable = 1, error_code = COALESCE(error_code, 'unreachable')",
                     (number, core.clock.now()),
                 )
+            for delivery, numbers in (
+                ("sms", config.sms_numbers),
+                ("declined", config.declining_numbers),
+            ):
+                for number in numbers:
+                    store.run(
+                        "INSERT INTO phones (number, created_at, delivery) VALUES (?, ?, ?) "
+                        "ON CONFLICT(number) DO UPDATE SET delivery = excluded.delivery",
+                        (number, core.clock.now(), delivery),
+                    )
             sock = bind_listener(config.host, config.port)
         except BaseException:
             store.close()

@@ -1,4 +1,4 @@
-"""The aiohttp application: error rendering, API-key checks and every route."""
+"""The aiohttp application: error rendering, host and origin checks, API keys, every route."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from aiohttp import web
 from imbot.sim.accounts import Accounts
 from imbot.sim.api import Api
 from imbot.sim.auth import KeyRing, auth_middleware
+from imbot.sim.chaos_hooks import ChaosApi, chaos_middleware
 from imbot.sim.core import Core
+from imbot.sim.guard import guard_middleware
 from imbot.sim.media import MediaStore
 from imbot.sim.phone import Phones
 from imbot.sim.queries import Queries
@@ -63,7 +65,14 @@ def build_app(core: Core) -> web.Application:
     subscriptions = Subscriptions(core, accounts)
     router = Router(core, media)
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(keys)], client_max_size=_CLIENT_MAX_SIZE
+        middlewares=[
+            error_middleware,
+            guard_middleware(core.config.host, core.config.allowed_hosts),
+            # Before the key check: an outage or an overloaded front end answers first.
+            chaos_middleware(core),
+            auth_middleware(keys),
+        ],
+        client_max_size=_CLIENT_MAX_SIZE,
     )
     app.add_routes(
         Api(
@@ -76,4 +85,5 @@ def build_app(core: Core) -> web.Application:
         ).routes()
     )
     app.add_routes(Phones(core, router, accounts, media).routes())
+    app.add_routes(ChaosApi(core).routes())
     return app

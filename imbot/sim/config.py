@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from imbot.sim.chaos import Chaos
+
 __all__ = ["DEFAULT_TRIAGE_NUMBER", "Clock", "SimConfig"]
 
 DEFAULT_TRIAGE_NUMBER = "+15550100000"
@@ -23,16 +25,24 @@ class SimConfig:
         admin_key: the admin API key; ``None`` reuses the stored one or mints one.
         triage_number: the router number humans text ``connect @handle`` to.
         delivery_delay: seconds between ``sent`` and ``delivered`` for outbound messages.
-        send_cap: outbound messages per identity per rolling 24 hours; ``None`` for no cap.
+        send_cap: outbound messages per identity per rolling window; ``None`` for no cap.
+        send_cap_window: the length of the send cap's rolling window, in seconds.
         connect_event: whether the human's ``connect @handle`` text reaches the agent as
-            the conversation's first ``imessage.received``.
+            the conversation's first ``imessage.received`` (the old flow; Inkbox's flow
+            delivers nothing until the human's first message in the new thread).
         webhook_retry_delays: seconds to wait before each retry of a failed delivery;
             the number of attempts is one more than its length.
         webhook_timeout: seconds one delivery attempt may take.
         webhook_workers: how many deliveries may be in flight at once.
         unreachable: phone numbers whose deliveries fail from the start.
+        sms_numbers: phone numbers without iMessage: sends go out as SMS and end ``sent``.
+        declining_numbers: phone numbers whose deliveries end ``declined``.
         typing_ttl: seconds a typing bubble stays up without a refresh.
         media_limit: the largest media upload, in bytes.
+        allowed_hosts: host names served besides loopback ones and the bound interface
+            (``"*"`` for any); see ``imbot.sim.guard``.
+        chaos: chaos mode's settings (``imbot.sim.chaos``), on from the start; ``None`` for
+            none (it can still be switched on while running).
     """
 
     db: str = ":memory:"
@@ -42,13 +52,18 @@ class SimConfig:
     triage_number: str = DEFAULT_TRIAGE_NUMBER
     delivery_delay: float = 0.0
     send_cap: int | None = 100
-    connect_event: bool = True
+    send_cap_window: float = 86400.0
+    connect_event: bool = False
     webhook_retry_delays: tuple[float, ...] = (5, 30, 120, 600, 1800)
     webhook_timeout: float = 10.0
     webhook_workers: int = 16
     unreachable: tuple[str, ...] = ()
+    sms_numbers: tuple[str, ...] = ()
+    declining_numbers: tuple[str, ...] = ()
     typing_ttl: float = 60.0
     media_limit: int = 10 * 1024 * 1024
+    allowed_hosts: tuple[str, ...] = ()
+    chaos: Chaos | None = None
 
 
 class Clock:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from imbot.sim.chaos_plan import ChaosControl
 from imbot.sim.config import Clock, SimConfig
 from imbot.sim.hub import PhoneHub
 from imbot.sim.store import Row, Store
@@ -70,6 +71,7 @@ class Core:
         self.store = store
         self.clock = Clock()
         self.hub = PhoneHub()
+        self.chaos = ChaosControl(config.chaos)
         self.base_url = ""
         # Typing bubbles are ephemeral (60 s), so they live in memory only:
         # conversation id -> Unix time the bubble disappears.

@@ -25,7 +25,9 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from yarl import URL
 
+from imbot.sim.chaos_hooks import FAILED_FIRST, DeliveryChaos, lost
 from imbot.sim.core import Core, Effects, new_id
+from imbot.sim.envelope import event_data
 from imbot.sim.store import Row
 from imbot.sim.timers import DueQueue
 from imbot.webhooks import sign
@@ -112,6 +114,7 @@ class Delivery:
         self._core = core
         self._store = core.store
         self._config = core.config
+        self._chaos = DeliveryChaos(core)
         self._lanes: dict[LaneKey, _Lane] = {}
         self._timers: DueQueue[LaneKey] = DueQueue()
         self._ready_send: MemoryObjectSendStream[LaneKey]
@@ -190,7 +193,7 @@ class Delivery:
             "id": event_id,
             "event_type": event_type,
             "timestamp": created_at,
-            "data": {**data, "contacts": [], "agent_identities": []},
+            "data": event_data(self._core, data),
         }
         body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
         raw = body.encode()
@@ -357,9 +360,17 @@ class Delivery:
             self._done.append(item.seq)
             self._mark_dirty()
             return True
-        item.attempts += 1
-        outcome = await self._post(sub, item.identity_id, item.body)
         delays = self._config.webhook_retry_delays
+        fault = self._chaos.first_attempt(item, can_retry=bool(delays))
+        if fault == "late":
+            return False  # held back like a retry: the lane waits until next_attempt_at
+        item.attempts += 1
+        if fault == "failed_first":
+            outcome = _Attempt(None, None, FAILED_FIRST, 0)
+        else:
+            outcome = await self._post(sub, item.identity_id, item.body)
+            if fault == "duplicate" and outcome.ok:  # "lost", so delivered again: same evt_ id
+                outcome = _Attempt(None, outcome.body, lost(outcome.status), outcome.duration_ms)
         done = outcome.ok or item.attempts > len(delays)
         self._records.append(self._record(sub, item, outcome, attempt=item.attempts, replay=False))
         if done:
@@ -420,8 +431,9 @@ class Delivery:
         text: str | None = None
         error: str | None = None
         try:
+            # No redirects: one would re-send the signed body elsewhere. A 3xx is a failure.
             async with session.post(
-                sub.target, data=body, headers=headers, timeout=self._timeout
+                sub.target, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as resp:
                 status = resp.status
                 raw = await resp.content.read(_RESPONSE_BODY_LIMIT)
@@ -430,6 +442,8 @@ class Delivery:
             error = f"timed out after {self._config.webhook_timeout:g} s"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if status is not None and 300 <= status < 400:
+            error = f"HTTP {status}: webhook deliveries do not follow redirects"
         duration = int((time.perf_counter() - started) * 1000)
         return _Attempt(status, text, error, duration)
 

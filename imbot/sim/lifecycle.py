@@ -1,4 +1,7 @@
-"""Outbound lifecycle (queued → sent → delivered, or error) and typing-bubble expiry.
+"""Outbound lifecycle and typing-bubble expiry.
+
+queued → sent → delivered; queued → error (unreachable phone) or declined (declining
+phone); queued → sent as SMS, final (a phone without iMessage).
 
 One task takes every due step in a batch and applies the batch in one transaction, so
 a burst of sends costs one commit per wake-up rather than one per message. Steps that a
@@ -20,6 +23,7 @@ from imbot.sim.timers import DueQueue
 __all__ = ["Job", "Lifecycle", "message_event"]
 
 _UNREACHABLE_MESSAGE = "The recipient's device could not be reached"
+_DECLINED_MESSAGE = "The message was declined for this recipient"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,8 @@ class Lifecycle:
         """Schedule the next step of every message a previous run left in flight."""
         rows = self._core.store.all(
             "SELECT id, status FROM messages "
-            "WHERE direction = 'outbound' AND status IN ('queued', 'sent') ORDER BY seq"
+            "WHERE direction = 'outbound' AND status IN ('queued', 'sent') "
+            "AND service != 'sms' ORDER BY seq"
         )
         now = time.time()
         for row in rows:
@@ -86,7 +91,8 @@ class Lifecycle:
         return int(
             self._core.store.scalar(
                 "SELECT COUNT(*) FROM messages "
-                "WHERE direction = 'outbound' AND status IN ('queued', 'sent')"
+                "WHERE direction = 'outbound' AND status IN ('queued', 'sent') "
+                "AND service != 'sms'"  # an SMS's `sent` is final
             )
         )
 
@@ -116,15 +122,27 @@ class Lifecycle:
             return
         phone = core.phone(row["remote_number"])
         now = core.clock.now()
+        mode = phone["delivery"] if phone is not None else "imessage"
         if phone is not None and phone["unreachable"]:
             self._fail(fx, row, phone["error_code"] or "unreachable", now)
+        elif job.kind == "send" and mode == "declined":
+            self._fail(fx, row, "declined", now, status="declined")
         elif job.kind == "send":
-            updated = core.store.update_returning(
-                "messages", row["id"], {"status": "sent", "sent_at": now, "updated_at": now}
-            )
+            sms = mode == "sms"
+            changes = {"status": "sent", "sent_at": now, "updated_at": now}
+            if sms:
+                # A phone without iMessage gets an SMS (`was_downgraded`); a carrier gives no
+                # delivery receipt, so `sent` is final and no `imessage.delivered` follows.
+                changes["service"] = "sms"
+            updated = core.store.update_returning("messages", row["id"], changes)
             if updated is not None:
                 message_event(core, fx, "imessage.sent", updated)
-            fx.jobs.append((time.time() + core.config.delivery_delay, Job("deliver", row["id"])))
+            if sms:
+                fx.messages.append(row["id"])
+                self._clear_typing(fx, row)
+            else:
+                due = time.time() + core.config.delivery_delay
+                fx.jobs.append((due, Job("deliver", row["id"])))
         else:
             updated = core.store.update_returning(
                 "messages",
@@ -136,15 +154,16 @@ class Lifecycle:
             fx.messages.append(row["id"])
             self._clear_typing(fx, row)
 
-    def _fail(self, fx: Effects, row: Row, code: str, now: str) -> None:
+    def _fail(self, fx: Effects, row: Row, code: str, now: str, status: str = "error") -> None:
+        declined = status == "declined"
         updated = self._core.store.update_returning(
             "messages",
             row["id"],
             {
-                "status": "error",
+                "status": status,
                 "error_code": code,
-                "error_message": _UNREACHABLE_MESSAGE,
-                "error_reason": "recipient_unreachable",
+                "error_message": _DECLINED_MESSAGE if declined else _UNREACHABLE_MESSAGE,
+                "error_reason": "recipient_declined" if declined else "recipient_unreachable",
                 "failed_at": now,
                 "updated_at": now,
             },

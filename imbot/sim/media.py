@@ -11,9 +11,43 @@ from urllib.parse import quote, unquote, urlsplit
 from imbot.sim.core import Core, new_id
 from imbot.sim.store import Row
 
-__all__ = ["MediaStore"]
+__all__ = ["MediaStore", "served_headers"]
 
 _GENERIC = {"", "application/octet-stream"}
+
+# Uploads are anyone's bytes served from the simulator's own origin, where a script could
+# drive /sim/v1. A sandbox makes an opened file a unique origin with no script; the rest
+# still lets an image, video or audio file display when opened on its own.
+_SANDBOX = (
+    "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"
+)
+_INLINE_FAMILIES = ("image/", "video/", "audio/")
+
+
+def _inline(content_type: str) -> bool:
+    # SVG and any other XML type is a document that can hold script, whatever its family.
+    kind = content_type.lower()
+    return kind.startswith(_INLINE_FAMILIES) and "xml" not in kind and "svg" not in kind
+
+
+def served_headers(content_type: str, filename: str) -> dict[str, str]:
+    """The headers an uploaded file is served with, beyond its content type.
+
+    ``nosniff`` and a sandboxing CSP always; ``Content-Disposition: attachment`` unless it
+    is an image (not SVG), a video or audio, so that opening, say, an HTML upload downloads
+    it instead of rendering it on the simulator's origin.
+    """
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": _SANDBOX,
+    }
+    if not _inline(content_type):
+        fallback = re.sub(r"[^A-Za-z0-9._ -]", "_", filename) or "file"
+        headers["Content-Disposition"] = (
+            f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+        )
+    return headers
 
 
 def _clean_filename(name: str | None) -> str:

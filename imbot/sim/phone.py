@@ -15,7 +15,7 @@ from aiohttp import web
 from imbot.sim.accounts import Accounts
 from imbot.sim.auth import principal_of
 from imbot.sim.core import Core
-from imbot.sim.media import MediaStore
+from imbot.sim.media import MediaStore, served_headers
 from imbot.sim.params import path_e164, path_uuid
 from imbot.sim.requests import read_json, read_upload
 from imbot.sim.responses import ApiError, json_response, not_found
@@ -27,6 +27,13 @@ __all__ = ["STATIC_DIR", "Phones"]
 STATIC_DIR = Path(__file__).parent / "static"
 
 PING_INTERVAL = 15.0
+
+# The chat page sends as the human: no other site may frame it (and trick a click).
+_PAGE_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 _PLACEHOLDER = """<!doctype html>
 <html><head><meta charset="utf-8"><title>imbot simulator</title></head>
@@ -138,7 +145,7 @@ class Phones:
         return json_response(self._media.save(filename, content_type, data), 201)
 
     async def media(self, request: web.Request) -> web.Response:
-        """``GET /media/{id}/{filename}``: an uploaded file, with its content type."""
+        """``GET /media/{id}/{filename}``: an uploaded file, sandboxed (``served_headers``)."""
         try:
             media_id = path_uuid(request.match_info["media_id"], "media_id")
         except ApiError:
@@ -149,15 +156,20 @@ class Phones:
         return web.Response(
             body=row["data"],
             content_type=row["content_type"],
-            headers={"Cache-Control": "public, max-age=31536000, immutable"},
+            headers=served_headers(row["content_type"], row["filename"]),
         )
 
     async def index(self, request: web.Request) -> web.Response:
         """``GET /``: the chat page."""
         page = STATIC_DIR / "index.html"
         if page.is_file():
-            return web.Response(body=page.read_bytes(), content_type="text/html", charset="utf-8")
-        return web.Response(text=_PLACEHOLDER, content_type="text/html")
+            return web.Response(
+                body=page.read_bytes(),
+                content_type="text/html",
+                charset="utf-8",
+                headers=_PAGE_HEADERS,
+            )
+        return web.Response(text=_PLACEHOLDER, content_type="text/html", headers=_PAGE_HEADERS)
 
     async def static(self, request: web.Request) -> web.Response:
         """``GET /static/{file}``: the chat page's assets."""
@@ -167,4 +179,6 @@ class Phones:
             raise not_found("Not Found")
         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
         charset = "utf-8" if kind.startswith("text/") or kind.endswith("javascript") else None
-        return web.Response(body=path.read_bytes(), content_type=kind, charset=charset)
+        return web.Response(
+            body=path.read_bytes(), content_type=kind, charset=charset, headers=_PAGE_HEADERS
+        )

@@ -10,13 +10,17 @@ from imbot.sim.store import Row
 
 RowLike = Row | Mapping[str, Any]
 
+_FAILED = ("error", "declined")
+
 __all__ = [
     "assignment_json",
     "contact_rule_json",
+    "contacts_json",
     "conversation_json",
     "identity_json",
     "media_items",
     "message_json",
+    "phone_json",
     "reaction_json",
     "subscription_json",
     "webhook_message",
@@ -46,7 +50,7 @@ def _reaction_embed(row: Row) -> dict[str, Any]:
 def _recipients(row: Row) -> list[dict[str, Any]] | None:
     if row["direction"] != "outbound":
         return None
-    failed = row["status"] == "error"
+    failed = row["status"] in _FAILED
     return [
         {
             "remote_number": row["remote_number"],
@@ -68,9 +72,14 @@ def message_json(row: Row, reactions: list[Row] | None = None) -> dict[str, Any]
     outbound = row["direction"] == "outbound"
     was_downgraded: bool | None
     if outbound:
-        was_downgraded = False if row["status"] in ("sent", "delivered") else None
+        status = row["status"]
+        sms = row["service"] == "sms"
+        was_downgraded = sms if status in ("sent", "delivered") else None
+        # §18: no receipt follows a delivered, failed or SMS message.
+        final = status in _FAILED or status == "delivered" or (sms and status == "sent")
     else:
         was_downgraded = False
+        final = None
     return {
         "id": row["id"],
         "conversation_id": row["conversation_id"],
@@ -93,6 +102,7 @@ def message_json(row: Row, reactions: list[Row] | None = None) -> dict[str, Any]
         "recipients": _recipients(row),
         "reactions": [_reaction_embed(r) for r in reactions] if reactions else None,
         "is_group": False,
+        "delivery_final": final,
         "reply_to_message_id": row["reply_to_message_id"],
         "thread_id": row["thread_id"],
         "thread_root_message_id": row["thread_root_message_id"],
@@ -219,3 +229,26 @@ def subscription_json(row: Row, organization_id: str) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
+
+
+def phone_json(row: Row | None) -> dict[str, Any]:
+    """A phone's settings, as ``PUT /sim/v1/phones/{number}`` answers."""
+    assert row is not None
+    return {
+        "number": row["number"],
+        "unreachable": bool(row["unreachable"]),
+        "error_code": row["error_code"],
+        "delivery": row["delivery"],
+        "name": row["contact_name"],
+        "memories": json.loads(row["memories"]) if row["memories"] else [],
+        "contact_id": row["contact_id"],
+        "agent_handle": row["agent_handle"],
+    }
+
+
+def contacts_json(row: Row | None) -> list[dict[str, Any]]:
+    """``data.contacts`` for a webhook about this phone: its card if it has one (§12.4)."""
+    if row is None or row["contact_id"] is None:
+        return []
+    memories = json.loads(row["memories"]) if row["memories"] else []
+    return [{"id": row["contact_id"], "name": row["contact_name"], "memories": memories}]

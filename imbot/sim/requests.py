@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel
 
 from imbot.sim.responses import ApiError, unprocessable
@@ -43,6 +44,31 @@ async def read_upload(request: web.Request, limit: int) -> Upload:
     missing = ApiError(422, [{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}])
     if not request.content_type.startswith("multipart/"):
         raise missing
+    try:
+        return await _read_parts(request, limit, missing)
+    except (HttpProcessingError, ValueError) as exc:
+        # A malformed part header (a NUL byte in a file name, a bad boundary) is a bad
+        # body from the client, not a server fault.
+        raise ApiError(
+            422,
+            [
+                {
+                    "loc": ["body", "file"],
+                    "msg": f"malformed multipart body: {_reason(exc)}",
+                    "type": "value_error",
+                }
+            ],
+        ) from None
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, HttpProcessingError):
+        # Its text repeats the raw header, control bytes and all.
+        return type(exc).__name__
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+async def _read_parts(request: web.Request, limit: int, missing: ApiError) -> Upload:
     reader = await request.multipart()
     upload: Upload | None = None
     too_large = False

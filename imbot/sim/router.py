@@ -15,7 +15,7 @@ from imbot.sim.core import Core, Effects, new_id
 from imbot.sim.lifecycle import message_event
 from imbot.sim.media import MediaStore
 from imbot.sim.policy import blocked
-from imbot.sim.render import reaction_json
+from imbot.sim.render import phone_json, reaction_json
 from imbot.sim.responses import conflict, not_found
 from imbot.sim.store import Row
 from imbot.sim.validation import PhoneMessage, PhoneReaction, PhoneState
@@ -27,7 +27,13 @@ CONNECT = re.compile(r"^\s*connect\s+@?([A-Za-z0-9][A-Za-z0-9_.-]{0,62})\s*$", r
 NOT_CONNECTED = "You're not connected to an agent yet. Text connect @handle to start."
 ROUTER_THREAD = "router"
 """The ``to`` value that addresses the router number rather than an agent's thread."""
-ROUTER_HELP = "This is the imbot router. Text connect @handle to chat with an agent."
+ROUTER_HELP = (
+    "This is the Inkbox router. Text connect @handle here to reach an agent; you then chat "
+    "with it in its own thread."
+)
+SYSTEM = "system"
+"""The ``phone_items.sender`` of the service's own note in an agent's thread (not the agent's)."""
+_LISTED = 10  # handles named in an unknown-handle reply, at most
 
 
 class Router:
@@ -61,18 +67,42 @@ class Router:
         }
 
     def set_phone(self, number: str, body: PhoneState) -> dict[str, Any]:
-        """``PUT /sim/v1/phones/{number}``: make a phone (un)reachable."""
-        error_code = body.error_code if body.unreachable else None
-        if body.unreachable and not error_code:
-            error_code = "unreachable"
-        self._store.run(
-            "INSERT INTO phones (number, unreachable, error_code, created_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(number) DO UPDATE SET unreachable = excluded.unreachable, "
-            "error_code = excluded.error_code",
-            (number, int(body.unreachable), error_code, self._core.clock.now()),
-        )
-        self._core.phone_changed(number)
-        return {"number": number, "unreachable": body.unreachable, "error_code": error_code}
+        """``PUT /sim/v1/phones/{number}``: reachability, transport and contact card.
+
+        A field left out keeps its value. A phone with a ``name`` (or ``memories``) is a
+        known contact: webhook envelopes about it carry it in ``data.contacts``.
+        """
+        self._core.touch_phone(number)
+        phone = self._core.phone(number)
+        assert phone is not None
+        changes: dict[str, Any] = {}
+        fields = body.model_fields_set
+        if "unreachable" in fields and body.unreachable is not None:
+            error_code = body.error_code if body.unreachable else None
+            if body.unreachable and not error_code:
+                error_code = "unreachable"
+            changes["unreachable"] = int(body.unreachable)
+            changes["error_code"] = error_code
+        if "delivery" in fields and body.delivery is not None:
+            changes["delivery"] = body.delivery
+        if "name" in fields:
+            changes["contact_name"] = body.name.strip() if body.name and body.name.strip() else None
+        if "memories" in fields:
+            changes["memories"] = json.dumps(body.memories) if body.memories else None
+        if "agent_handle" in fields:
+            handle = body.agent_handle.lstrip("@") if body.agent_handle else None
+            if handle and self._core.identity_by_handle(handle) is None:
+                raise not_found(f"No identity @{handle}")
+            changes["agent_handle"] = handle
+        if ("contact_name" in changes or "memories" in changes) and phone["contact_id"] is None:
+            changes["contact_id"] = new_id()
+        if changes:
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            self._store.run(
+                f"UPDATE phones SET {assignments} WHERE number = ?", (*changes.values(), number)
+            )
+            self._core.phone_changed(number)
+        return phone_json(self._core.phone(number))
 
     # Texts
 
@@ -138,13 +168,7 @@ class Router:
             or blocked(self._store, identity, number, "outbound") is not None
         ):
             mine = self._note(fx, number, sender="me", text=text)
-            self._note(
-                fx,
-                number,
-                sender="them",
-                text=f"We couldn't find an agent called @{handle}. Check the handle and text "
-                f"connect @{handle} to try again.",
-            )
+            self._note(fx, number, sender="them", text=self._unknown(number, handle))
             return mine
         conversation = self._store.one(
             "SELECT * FROM conversations WHERE identity_id = ? AND remote_number = ?",
@@ -201,21 +225,72 @@ class Router:
                 },
             )
         fx.threads.append(conversation_id)
+        name = identity["handle"]
         if self._core.config.connect_event:
-            # The connect text becomes the conversation's first inbound message, so the
-            # agent hears about the new human and may greet them at once.
+            # The old behaviour, on request: the connect text becomes the conversation's
+            # first inbound message, so the agent hears of the human and may greet at once.
             row = self._conversation(conversation_id)
             mine = ("message", self._inbound(fx, identity, row, text, None, via_router=True))
-        else:
-            mine = self._note(fx, number, sender="me", text=text)
+            self._note(
+                fx,
+                number,
+                sender="them",
+                text=f"Connected to @{name}. Text here to chat; text connect @another "
+                "to reach someone else.",
+            )
+            return mine
+        # Inkbox's flow (§10, §18): the router confirms, then the number now assigned to
+        # the agent texts the human in a new thread. The agent hears nothing until the
+        # human writes there, and may not write first.
+        mine = self._note(fx, number, sender="me", text=text)
         self._note(
             fx,
             number,
             sender="them",
-            text=f"Connected to @{identity['handle']}. Text here to chat; text connect @another "
-            "to reach someone else.",
+            text=f"Connected to @{name}. @{name} is texting you from its own number: "
+            "open that thread and say hi to start.",
+        )
+        self._note(
+            fx,
+            number,
+            sender=SYSTEM,
+            text=f"Hi! This is the number of {self._title(identity)} on Inkbox. Text here to "
+            "chat; it can write to you once you have sent a first message.",
+            thread=name,
+            conversation_id=conversation_id,
         )
         return mine
+
+    @staticmethod
+    def _title(identity: Row) -> str:
+        display = identity["display_name"]
+        return f"{display} (@{identity['handle']})" if display else f"@{identity['handle']}"
+
+    def _unknown(self, number: str, handle: str) -> str:
+        """The router's answer to a handle it will not connect: which agents it would."""
+        # Unknown, disabled and blocking identities get the same answer (§10.7); the list
+        # names only the agents this phone could connect to, so it reveals no block.
+        reachable = [
+            row["handle"]
+            for row in self._store.all(
+                "SELECT * FROM identities WHERE imessage_enabled = 1 ORDER BY seq"
+            )
+            if row["handle"].lower() != handle.lower()
+            and blocked(self._store, row, number, "inbound") is None
+            and blocked(self._store, row, number, "outbound") is None
+        ]
+        if not reachable:
+            return (
+                f"We couldn't find an agent called @{handle}, and there is no agent here you "
+                "can text yet."
+            )
+        shown = ", ".join(f"@{h}" for h in reachable[:_LISTED])
+        if len(reachable) > _LISTED:
+            shown += f" and {len(reachable) - _LISTED} more"
+        return (
+            f"We couldn't find an agent called @{handle}. Agents you can text here: {shown}. "
+            f"For example, text connect @{reachable[0]}."
+        )
 
     def _conversation(self, conversation_id: str) -> Row:
         row = self._core.conversation(conversation_id)

@@ -30,6 +30,12 @@ __all__ = ["Messaging"]
 _DAY = 86_400.0
 
 
+def _window_text(window: float) -> str:
+    if window == _DAY:
+        return "rolling 24 hours"
+    return f"rolling {window:g} seconds"
+
+
 class Messaging:
     """The ``/api/v1/imessage`` rules.
 
@@ -109,7 +115,23 @@ class Messaging:
                     },
                 )
         self._sends[identity["id"]].append(time.time())
-        return 201, response, {}
+        return 201, response, self._cap_notice(identity)
+
+    def _cap_notice(self, identity: Row) -> dict[str, str]:
+        """``Inkbox-Notices`` (§3.1) once a tenth or less of the send cap is left."""
+        cap = self._core.config.send_cap
+        if cap is None:
+            return {}
+        left = cap - len(self._sends[identity["id"]])
+        if left > cap // 10:
+            return {}
+        notice = {
+            "code": "send_cap_near",
+            "level": "warning",
+            "message": f"@{identity['handle']} can send {left} more of its {cap} messages per "
+            f"{_window_text(self._core.config.send_cap_window)}",
+        }
+        return {"Inkbox-Notices": json.dumps([notice], separators=(",", ":"))}
 
     def _sender(
         self, principal: Principal, body: SendBody, agent_identity_id: str | None
@@ -179,16 +201,19 @@ class Messaging:
         if sends is None:
             sends = self._load_sends(identity["id"], cap, now)
             self._sends[identity["id"]] = sends
-        while sends and sends[0] <= now - _DAY:
+        window = self._core.config.send_cap_window
+        while sends and sends[0] <= now - window:
             sends.popleft()
         if cap is not None and len(sends) >= cap:
-            retry_after = max(1, math.ceil(sends[0] + _DAY - now))
+            # Honest: the seconds until the oldest counted send leaves the window and frees
+            # a slot (short when the cap was reached late in the window, or the window is).
+            retry_after = max(1, math.ceil(sends[0] + window - now))
             raise ApiError(
                 429,
                 {
                     "error": "sender_rate_limited",
                     "message": f"@{identity['handle']} reached its cap of {cap} messages per "
-                    f"rolling 24 hours; retry in {retry_after} s",
+                    f"{_window_text(window)}; retry in {retry_after} s",
                     "limit": cap,
                     "retry_after_seconds": retry_after,
                 },
@@ -205,7 +230,8 @@ class Messaging:
             (identity_id, cap),
         )
         times = sorted(datetime.fromisoformat(row["created_at"]).timestamp() for row in rows)
-        return deque((t for t in times if t > now - _DAY), maxlen=cap)
+        window = self._core.config.send_cap_window
+        return deque((t for t in times if t > now - window), maxlen=cap)
 
     def _reply_target(self, conversation: Row, reply_to: uuid.UUID | None) -> Row | None:
         if reply_to is None:
@@ -384,9 +410,18 @@ class Messaging:
                     "updated_at": now,
                 },
             )
+            row = self._store.one("SELECT * FROM reactions WHERE id = ?", (reaction_id,))
+            assert row is not None
+            # §18: the agent's own tapback comes back as `imessage.reaction_received` with
+            # `direction: "outbound"`; a bot that answers every tapback must filter on it.
+            self._core.delivery.fanout(
+                fx,
+                identity,
+                "imessage.reaction_received",
+                conversation["id"],
+                {"message": None, "reaction": reaction_json(row)},
+            )
             fx.messages.append(message["id"])
-        row = self._store.one("SELECT * FROM reactions WHERE id = ?", (reaction_id,))
-        assert row is not None
         return reaction_json(row)
 
     def remove_reaction(self, principal: Principal, reaction_id: str) -> None:

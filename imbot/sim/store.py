@@ -14,6 +14,8 @@ for milliseconds every few dozen sends: half of the store's time under load.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -62,7 +64,12 @@ CREATE TABLE IF NOT EXISTS phones (
     number TEXT PRIMARY KEY,
     unreachable INTEGER NOT NULL DEFAULT 0,
     error_code TEXT,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    delivery TEXT NOT NULL DEFAULT 'imessage',
+    contact_id TEXT,
+    contact_name TEXT,
+    memories TEXT,
+    agent_handle TEXT
 );
 CREATE TABLE IF NOT EXISTS assignments (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -233,6 +240,16 @@ CREATE TABLE IF NOT EXISTS phone_items (
 CREATE INDEX IF NOT EXISTS phone_items_number ON phone_items(number, seq);
 """
 
+_ADDED_COLUMNS = {
+    "phones": (
+        ("delivery", "TEXT NOT NULL DEFAULT 'imessage'"),
+        ("contact_id", "TEXT"),
+        ("contact_name", "TEXT"),
+        ("memories", "TEXT"),
+        ("agent_handle", "TEXT"),
+    ),
+}
+
 # Tables a snapshot covers, in a fixed order (tests compare snapshots before and after
 # a refused request to prove it changed nothing).
 TABLES = (
@@ -255,6 +272,26 @@ TABLES = (
 )
 
 
+def _private_file(path: str) -> None:
+    """Create the database file owner-only (0600), in an owner-only folder if new (0700).
+
+    The file holds the admin key, identity keys and signing keys in plain text. SQLite
+    gives its ``-wal`` and ``-shm`` files the database file's mode, so creating the file
+    first, before SQLite does with the umask's mode, covers them too. A file left readable
+    by an older run is narrowed; an existing folder is left as it is (it may be the
+    project's own).
+    """
+    folder = Path(path).parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+    with contextlib.suppress(OSError):  # SQLite reports an unusable path in its own words
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        with contextlib.suppress(OSError):  # absent, or another user's file: leave it
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+
+
 class Store:
     """The simulator's SQLite database.
 
@@ -266,8 +303,8 @@ class Store:
     """
 
     def __init__(self, path: str) -> None:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path not in (":memory:", ""):
+            _private_file(path)
         # Autocommit mode (isolation_level=None): transactions are opened explicitly by
         # `transaction()`, so a single statement never holds a lock longer than it runs.
         self._db = sqlite3.connect(
@@ -289,6 +326,12 @@ class Store:
 
     def _migrate(self) -> None:
         self._db.executescript(_SCHEMA)
+        # Columns added within schema version 1: a file from before them gets them empty.
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
         stored = self.setting("schema_version")
         if stored is None:
             self.set_setting("schema_version", SCHEMA_VERSION)

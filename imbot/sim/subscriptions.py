@@ -12,17 +12,11 @@ from imbot.sim.params import Query
 from imbot.sim.render import subscription_json
 from imbot.sim.responses import ApiError, conflict, not_found, unprocessable
 from imbot.sim.store import Row
-from imbot.sim.validation import SubscriptionCreate, SubscriptionUpdate
+from imbot.sim.validation import EVENT_CATALOG, SubscriptionCreate, SubscriptionUpdate
 
 __all__ = ["EVENT_TYPES", "Subscriptions"]
 
-EVENT_TYPES = (
-    "imessage.received",
-    "imessage.reaction_received",
-    "imessage.sent",
-    "imessage.delivered",
-    "imessage.delivery_failed",
-)
+EVENT_TYPES = EVENT_CATALOG
 
 _MAX_ACTIVE = 20
 
@@ -223,7 +217,9 @@ class Subscriptions:
             "event_id": row["event_id"],
             "event_type": row["event_type"],
             "url": row["url"],
-            "request_payload": json.loads(row["body"]) if row["body"] else None,
+            # The raw body exactly as signed and sent (a string, as the SDKs type it), so
+            # it can be verified again with the headers of that attempt.
+            "request_payload": row["body"],
             "response_status": row["response_status"],
             "response_body": row["response_body"],
             "error_detail": row["error_detail"],

@@ -16,13 +16,17 @@ from imbot.sim.store import Row
 __all__ = ["Timeline"]
 
 _ROUTER = "router"
+_SYSTEM = "system"  # router.SYSTEM: a phone item the service wrote, not the agent
 
 
 def _status(row: Row) -> str | None:
     if row["direction"] == "inbound":
         return "read" if row["is_read"] else "delivered"
-    # The phone only sees an agent's message once it arrived (or failed to).
-    return {"delivered": "delivered", "error": "failed"}.get(row["status"])
+    # The phone only sees an agent's message once it arrived (or failed to); an SMS has
+    # arrived once sent (its `sent` is final).
+    if row["status"] == "sent" and row["service"] == "sms":
+        return "delivered"
+    return {"delivered": "delivered", "error": "failed", "declined": "failed"}.get(row["status"])
 
 
 class Timeline:
@@ -62,6 +66,7 @@ class Timeline:
                 for r in reactions
             ],
             "created_at": row["created_at"],
+            "system": False,
         }
 
     @staticmethod
@@ -70,13 +75,15 @@ class Timeline:
             "id": row["id"],
             "thread": row["thread"],
             "conversation_id": row["conversation_id"],
-            "from": row["sender"],
+            # The service's own note in an agent's thread reads as theirs, marked `system`.
+            "from": "me" if row["sender"] == "me" else "them",
             "text": row["text"],
             "media": media_items(row["media"]),
             "send_style": None,
             "status": row["status"],
             "reactions": [],
             "created_at": row["created_at"],
+            "system": row["sender"] == _SYSTEM,
         }
 
     def _thread(self, conversation: Row) -> dict[str, Any]:

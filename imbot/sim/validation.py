@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,6 +22,7 @@ from imbot.sim.responses import ApiError
 
 __all__ = [
     "E164",
+    "EVENT_CATALOG",
     "MAX_TEXT",
     "SENDABLE_REACTIONS",
     "ConversationRef",
@@ -63,7 +64,14 @@ SendStyle = Literal[
 FilterMode = Literal["blacklist", "whitelist"]
 RuleDirection = Literal["inbound", "outbound", "both"]
 
-_EVENT_PREFIXES = ("message.", "text.", "imessage.", "call.", "a2a.", "slack.")
+EVENT_CATALOG = (
+    "imessage.received",
+    "imessage.reaction_received",
+    "imessage.sent",
+    "imessage.delivered",
+    "imessage.delivery_failed",
+)
+"""The events the simulator fires: its webhook catalog, and all a subscription may select."""
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -272,9 +280,14 @@ def _check_event_types(value: list[str]) -> list[str]:
         raise ValueError("must be a non-empty list")
     if len(set(value)) != len(value):
         raise ValueError("must not repeat an event type")
-    for event_type in value:
-        if event_type == "phone.incoming_call" or not event_type.startswith(_EVENT_PREFIXES):
-            raise ValueError(f"{event_type!r} is not a subscribable event type")
+    # The SDK checks only the family prefix and leaves exact names to the API, so an
+    # unknown name must be refused here, or a typo would subscribe to nothing.
+    unknown = [event_type for event_type in value if event_type not in EVENT_CATALOG]
+    if unknown:
+        raise ValueError(
+            f"unknown event type {unknown[0]!r}; subscribable event types: "
+            + ", ".join(EVENT_CATALOG)
+        )
     return value
 
 
@@ -388,10 +401,16 @@ class KeyRequest(_Body):
 
 
 class PhoneState(_Body):
-    """``PUT /sim/v1/phones/{number}``."""
+    """``PUT /sim/v1/phones/{number}``: each field given changes; one left out stays."""
 
-    unreachable: bool
+    unreachable: bool | None = None
     error_code: str | None = None
+    delivery: Literal["imessage", "sms", "declined"] | None = None
+    name: str | None = Field(default=None, max_length=200)
+    memories: list[Annotated[str, Field(max_length=2000)]] | None = Field(
+        default=None, max_length=50
+    )
+    agent_handle: str | None = None
 
 
 def _errors(error: ValidationError, prefix: str) -> list[dict[str, Any]]:

@@ -29,10 +29,16 @@ def portal() -> Iterator[BlockingPortal]:
 
 @pytest.fixture
 def make_sim(portal: BlockingPortal) -> Iterator[SimFactory]:
-    """Start simulators (stopped at teardown); keyword arguments go to ``Simulator``."""
+    """Start simulators (stopped at teardown); keyword arguments go to ``Simulator``.
+
+    Most tests here connect a phone and send at once, so they ask for the old connect flow
+    (``connect_event=True``: the connect text is the human's first message); the tests of
+    Inkbox's flow, the simulator's default, pass ``connect_event=False``.
+    """
     with ExitStack() as stack:
 
         def factory(**kwargs: Any) -> SimHandle:
+            kwargs.setdefault("connect_event", True)
             kwargs.setdefault("webhook_retry_delays", FAST_RETRIES)
             kwargs.setdefault("webhook_timeout", 2.0)
             sim = stack.enter_context(portal.wrap_async_context_manager(Simulator(**kwargs)))

@@ -1,8 +1,11 @@
 """The simulator's chat page, driven in a real headless Chromium against a real bot.
 
-A human opens the page, picks a number, connects to ``@testbot`` through the router and
-chats: typing bubble, read receipt, reply, a tapback that reaches the bot, an attached
-image, and an image reply. The final screen is saved as the README screenshot.
+A human opens the page, picks a number, connects to ``@testbot`` through the router (the
+page then opens the agent's thread by itself) and chats: typing bubble, read receipt,
+reply, a tapback (the picker covers no bubble) that reaches the bot, an attached image,
+and an image reply. The screen after the attached image is saved as the README
+screenshot, and the open tapback picker next to it. The connect is also followed in the
+old flow, where the connect text reaches the agent, and when already connected.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 import anyio
 import pytest
 from aiohttp import ClientSession
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Locator, Page, async_playwright, expect
 from support import REPO_ROOT
 from support.browser import CHROMIUM_ARGS, chromium_executable, running_bot
 
@@ -22,6 +25,7 @@ from imbot.testing import tiny_png
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = REPO_ROOT / "test-artifacts" / "chat-page.png"
+PICKER_SCREENSHOT = REPO_ROOT / "test-artifacts" / "chat-page-picker.png"
 PHONE = "+15555550142"
 UI_TIMEOUT_MS = 10_000
 
@@ -43,6 +47,28 @@ async def wait_image_loaded(page: Page, selector: str) -> None:
         arg=selector,
         timeout=UI_TIMEOUT_MS,
     )
+
+
+async def assert_picker_covers_nothing(page: Page, tapped: Locator) -> None:
+    """The open tapback picker overlaps no bubble and sits below the conversation's header."""
+    picker = await page.get_by_test_id("tapback-picker").bounding_box()
+    header = await page.locator("#chat-pane .chat-header").bounding_box()
+    assert picker is not None and header is not None
+    assert picker["y"] >= header["y"] + header["height"], (picker, header)
+    bubbles = page.locator("#chat-log [data-testid=bubble]")
+    target = await tapped.get_attribute("data-id")
+    for index in range(await bubbles.count()):
+        box = await bubbles.nth(index).bounding_box()
+        if box is None:
+            continue
+        overlaps = (
+            picker["x"] < box["x"] + box["width"]
+            and box["x"] < picker["x"] + picker["width"]
+            and picker["y"] < box["y"] + box["height"]
+            and box["y"] < picker["y"] + picker["height"]
+        )
+        which = await bubbles.nth(index).get_attribute("data-id")
+        assert not overlaps, f"the picker covers bubble {which} (tapped: {target})"
 
 
 async def test_chat_page_end_to_end() -> None:
@@ -82,13 +108,15 @@ async def test_chat_page_end_to_end() -> None:
                 await expect(composer).to_have_attribute("placeholder", re.compile("connect @"))
                 await send(page, "connect @testbot")
                 confirmation = page.locator("[data-testid=bubble][data-from=them]").filter(
-                    has_text=re.compile("testbot", re.IGNORECASE)
+                    has_text=re.compile("Connected to @testbot")
                 )
                 await expect(confirmation.first).to_be_visible()
 
+                # Once the router confirms, the page moves to the agent's thread by itself.
+                await expect(page.locator("#chat-title")).to_have_text("@testbot")
+                await expect(page.get_by_test_id("thread-router")).to_contain_text("testbot")
+
                 # Chat with the bot: typing bubble, read receipt, reply.
-                await page.get_by_test_id("back").click()
-                await page.get_by_test_id("thread-testbot").click()
                 await send(page, "hello bot")
                 await expect(
                     page.locator("[data-testid=bubble][data-from=me]").filter(has_text="hello bot")
@@ -107,10 +135,16 @@ async def test_chat_page_end_to_end() -> None:
                 await expect(picker).to_be_visible()
                 for kind in ("love", "like", "dislike", "laugh", "emphasize", "question", "eyes"):
                     await expect(page.get_by_test_id(f"tapback-option-{kind}")).to_be_visible()
+                await assert_picker_covers_nothing(page, reply)
+                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                await page.screenshot(path=str(PICKER_SCREENSHOT))
                 await page.get_by_test_id("tapback-option-love").click()
                 await expect(picker).to_be_hidden()
                 badge = reply.get_by_test_id("tapback-badge")
-                await expect(badge).to_have_text("❤️")
+                if await page.evaluate("document.documentElement.dataset.emoji") == "glyphs":
+                    await expect(badge.locator("svg[data-glyph=love]")).to_have_count(1)
+                else:
+                    await expect(badge).to_have_text("❤️")
                 await expect(badge).to_have_attribute("data-reaction", "love")
                 await bot.reaction_arrived.wait()
                 reaction = bot.reactions[0]
@@ -148,6 +182,10 @@ async def test_chat_page_end_to_end() -> None:
                 assert photo["content"] == "my photo"
                 assert photo["media"][0]["content_type"] == "image/png"
 
+                # The README's screenshot: the conversation so far fits on the screen.
+                await expect(page.get_by_test_id("receipt")).to_have_text("Read")
+                await page.screenshot(path=str(SCREENSHOT))
+
                 # Ask for an image: an inline <img> that really loads.
                 await send(page, "image")
                 theirs = "[data-testid=bubble][data-from=them] [data-testid=bubble-image]"
@@ -155,11 +193,50 @@ async def test_chat_page_end_to_end() -> None:
                 await wait_image_loaded(page, theirs)
                 await expect(page.get_by_test_id("receipt")).to_have_text("Read")
 
-                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                await page.screenshot(path=str(SCREENSHOT))
-
                 assert page_errors == []
                 assert bot.errors == []
                 await context.close()
+            finally:
+                await browser.close()
+
+
+async def test_connect_leads_to_the_agent_thread_in_the_old_flow_too() -> None:
+    """With ``connect_event`` (the connect text reaches the agent), and when reconnecting."""
+    executable = chromium_executable()
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    with anyio.fail_after(60):
+        async with (
+            Simulator(
+                db=":memory:", host="127.0.0.1", port=0, delivery_delay=0.05, connect_event=True
+            ) as sim,
+            ClientSession() as session,
+            running_bot(session, sim.base_url, sim.admin_key, handle="oldbot", think=0.1),
+            async_playwright() as pw,
+        ):
+            browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 620, "height": 960})
+                page_errors: list[str] = []
+                page.on("pageerror", lambda error: page_errors.append(str(error)))
+                await page.goto(f"{sim.base_url}/?phone={PHONE}")
+                title = page.locator("#chat-title")
+                them = page.locator("[data-testid=bubble][data-from=them]")
+
+                await page.get_by_test_id("thread-router").click()
+                await send(page, "connect @oldbot")
+                await expect(title).to_have_text("@oldbot")
+                # The bot greeted on the connect text, in the thread the page moved to.
+                await expect(them.filter(has_text="Hi, I'm @oldbot!")).to_be_visible()
+
+                # Already connected: the router says so, and the page goes back to the thread.
+                await page.get_by_test_id("back").click()
+                await page.get_by_test_id("thread-router").click()
+                await expect(title).to_have_text("Router")
+                await send(page, "connect @nobody")
+                await expect(them.filter(has_text="@nobody")).to_be_visible()
+                await send(page, "Connect @OLDBOT")
+                await expect(them.filter(has_text="already connected")).to_be_visible()
+                await expect(title).to_have_text("@oldbot")
+                assert page_errors == []
             finally:
                 await browser.close()

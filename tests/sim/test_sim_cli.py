@@ -1,4 +1,4 @@
-"""``imbot sim``: start-up banner, default database, clean Ctrl-C, a taken port."""
+"""``imbot sim``: start-up banner, default database, clean Ctrl-C, a taken port, hosts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,9 +113,45 @@ def test_parser_and_bad_values(capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(
         ["sim", "--no-connect-event", "--send-cap", "0", "--unreachable", "+15555550100"]
     )
-    assert args.no_connect_event is True and args.send_cap == 0
+    assert args.connect_event is False and args.send_cap == 0
+    # Inkbox's connect flow is the default; --connect-event asks for the old one, and the
+    # deprecated --no-connect-event still parses (to the default).
+    assert build_parser().parse_args(["sim"]).connect_event is False
+    assert build_parser().parse_args(["sim", "--connect-event"]).connect_event is True
+    flags = ["sim", "--sms", "+15555550101", "--declining", "+15555550102"]
+    flags += ["--send-cap-window", "60"]
+    parsed = build_parser().parse_args(flags)
+    assert parsed.sms == ["+15555550101"] and parsed.declining == ["+15555550102"]
+    assert parsed.send_cap_window == 60.0
     assert args.unreachable == ["+15555550100"] and args.db.endswith("sim.sqlite3")
     assert args.delivery_delay == 0.2 and args.port == 8787
     assert main(["sim", "--triage-number", "12345"]) == 2
     assert "E.164" in capsys.readouterr().err
     assert main([]) == 2
+
+
+def test_allow_host_and_an_owner_only_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old_umask = os.umask(0o022)
+    try:
+        with _running(tmp_path, "--port", "0", "--allow-host", "sim.example.test") as proc:
+            base_url = _banner(proc)["Base URL"]
+            for host, expected in (("sim.example.test:80", 200), ("evil.example", 421)):
+                request = urllib.request.Request(base_url + "/sim/v1/info", headers={"Host": host})
+                try:
+                    with urllib.request.urlopen(request, timeout=5) as resp:
+                        status = resp.status
+                except urllib.error.HTTPError as error:
+                    status = error.code
+                assert status == expected, host
+            folder = tmp_path / ".imbot"
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+            for file in folder.glob("sim.sqlite3*"):
+                assert stat.S_IMODE(file.stat().st_mode) == 0o600, file.name
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+    finally:
+        os.umask(old_umask)
+    assert main(["sim", "--allow-host", "http://sim.example.test/"]) == 2
+    assert "allowed_hosts" in capsys.readouterr().err

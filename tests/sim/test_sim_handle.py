@@ -89,7 +89,7 @@ async def test_busy_while_a_message_is_on_its_way_not_while_typing(
     session: aiohttp.ClientSession,
 ) -> None:
     with anyio.fail_after(LIMIT):
-        async with Simulator(delivery_delay=0.5) as sim:
+        async with Simulator(delivery_delay=0.5, connect_event=True) as sim:
             admin = Api(session, sim.base_url, sim.admin_key)
             agent, conversation_id = await connected(admin)
             await until_quiet(sim)  # the router's answer to `connect` has landed

@@ -190,7 +190,9 @@ async def test_validation_errors_change_nothing(api: Api, sim: SimHandle) -> Non
         assert r.status == 422
         assert r.body["detail"][0]["loc"] == ["header", "Idempotency-Key"]
         assert sim.snapshot() == before
-        r = await api.send(conv, "x" * 18_996)
+        r = await api.send(conv, "x" * 18_996)  # one over MAX_TEXT_LENGTH
+        assert r.status == 422
+        r = await api.send(conv, "x" * 18_995)
         assert r.status == 201
 
 

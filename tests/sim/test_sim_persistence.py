@@ -13,6 +13,7 @@ from imbot.sim import Simulator
 
 
 def _start(portal: BlockingPortal, db: Path, **kwargs: object) -> tuple[SimHandle, object]:
+    kwargs.setdefault("connect_event", True)  # connect, then send at once
     manager = portal.wrap_async_context_manager(Simulator(db=str(db), **kwargs))  # type: ignore[arg-type]
     return SimHandle(manager.__enter__(), portal), manager
 

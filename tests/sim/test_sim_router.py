@@ -17,7 +17,10 @@ from support.simapi import (
     wait_until,
 )
 
+from imbot.sim import SimConfig, Simulator
+
 MSGS = "/api/v1/imessage/messages"
+RULES_OF = "/api/v1/imessage/identities/"
 
 
 def _timeline_path(number: str = PHONE) -> str:
@@ -25,6 +28,7 @@ def _timeline_path(number: str = PHONE) -> str:
 
 
 async def test_connect_event_reaches_the_agent_first(api: Api, receiver: Receiver) -> None:
+    """The old flow, on request (``connect_event=True``, the ``api`` fixture's simulator)."""
     with anyio.fail_after(10):
         ident = await api.identity()
         await subscribe(api, ident["id"], receiver.url)
@@ -47,33 +51,81 @@ async def test_connect_event_reaches_the_agent_first(api: Api, receiver: Receive
         assert threads["router"]["conversation_id"] is None
 
 
-async def test_no_connect_event_mode(
+async def test_inkbox_connect_flow_is_the_default(
     make_sim: SimFactory, session: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
+    """§10/§18: the connect text is no event; the agent's number writes in a new thread."""
+    assert Simulator().config.connect_event is False and SimConfig().connect_event is False
     with anyio.fail_after(10):
         sim = make_sim(connect_event=False)
         api = Api(session, sim.base_url, sim.admin_key)
         ident = await api.identity()
-        await subscribe(api, ident["id"], receiver.url, ["imessage.received"])
-        conv = await api.connect(PHONE)
+        await subscribe(api, ident["id"], receiver.url)
+        r = await api.text(PHONE, "connect @echo")
+        assert r.status == 201 and r.body["item"]["thread"] == "router"
+        assert r.body["item"]["from"] == "me" and r.body["item"]["system"] is False
+        conv = await api.connect(PHONE)  # "already connected": same conversation
+        timeline = (await api.get(_timeline_path())).body
+        router = [i for i in timeline["items"] if i["thread"] == "router" and i["from"] == "them"]
+        assert router[0]["text"].startswith("Connected to @echo.")
+        assert "its own number" in router[0]["text"]
+        # The number now assigned to the agent texts the human, in the agent's thread; the
+        # note is the service's, not the agent's: no API message, flagged `system`.
+        [note] = [i for i in timeline["items"] if i["thread"] == "echo"]
+        assert note["from"] == "them" and note["system"] is True
+        assert note["conversation_id"] == conv and "@echo" in note["text"]
         assert (await api.get(MSGS)).body == []
-        await api.text(PHONE, "first real text")
+        threads = {t["thread"]: t for t in timeline["threads"]}
+        assert threads["echo"]["conversation_id"] == conv
+        # The agent may not write first.
+        early = await api.send(conv, "Hi! I'm echo.")
+        assert early.status == 409
+        assert early.body["detail"]["error"] == "recipient_has_not_messaged"
+        await anyio.sleep(0.2)
+        assert receiver.events() == []  # the connect text reached nobody
+        # The human's first message in the new thread is the agent's first event.
+        await api.text(PHONE, "hi", to="echo")
         events = await receiver.wait_for(1)
-        assert [e["data"]["message"]["content"] for e in events] == ["first real text"]
+        assert [e["event_type"] for e in events] == ["imessage.received"]
+        assert events[0]["data"]["message"]["content"] == "hi"
         assert events[0]["data"]["message"]["conversation_id"] == conv
+        assert (await api.send(conv, "Hi! I'm echo.")).status == 201
 
 
 async def test_unknown_disabled_handles_get_the_generic_reply(api: Api, sim: SimHandle) -> None:
     with anyio.fail_after(10):
         await api.identity("dormant", enabled=False)
+        r = await api.text(PHONE, "connect @nobody")
+        reply = (await api.get(_timeline_path())).body["items"][-1]
+        assert "couldn't find an agent called @nobody" in reply["text"]
+        assert "no agent here you can text yet" in reply["text"]
+        await api.identity()
+        await api.identity("helper")
         for handle in ("nobody", "dormant"):
             r = await api.text(PHONE, f"connect @{handle}")
             assert r.status == 201
             reply = (await api.get(_timeline_path())).body["items"][-1]
             assert reply["from"] == "them" and reply["thread"] == "router"
             assert f"couldn't find an agent called @{handle}" in reply["text"]
+            # Which agents exist, rather than the same typo again (issue 14, item 2).
+            assert "Agents you can text here: @echo, @helper." in reply["text"]
+            assert f"connect @{handle}" not in reply["text"]
+            assert "dormant" not in reply["text"].split("here:")[1]
         assert (await api.get("/api/v1/imessage/conversations")).body == []
         assert (await api.get("/api/v1/imessage/assignments")).body == []
+
+
+async def test_an_agent_that_blocks_the_phone_is_not_listed(api: Api) -> None:
+    with anyio.fail_after(10):
+        await api.identity()
+        await api.identity("helper")
+        rule = {"action": "block", "match_type": "exact_number", "match_target": PHONE}
+        assert (await api.post(f"{RULES_OF}helper/contact-rules", rule)).status == 201
+        await api.text(PHONE, "connect @helper")
+        reply = (await api.get(_timeline_path())).body["items"][-1]["text"]
+        # The same answer as for an unknown handle; the list does not give the block away.
+        assert "couldn't find an agent called @helper" in reply
+        assert "Agents you can text here: @echo." in reply
 
 
 async def test_routing_to_and_most_recent(api: Api) -> None:
@@ -145,7 +197,11 @@ async def test_unreachable_phone_fails_delivery(api: Api, receiver: Receiver) ->
             f"/sim/v1/phones/{PHONE}", {"unreachable": True, "error_code": "device_off"}
         )
         assert r.status == 200
-        assert r.body == {"number": PHONE, "unreachable": True, "error_code": "device_off"}
+        assert {k: r.body[k] for k in ("number", "unreachable", "error_code")} == {
+            "number": PHONE,
+            "unreachable": True,
+            "error_code": "device_off",
+        }
         sent = (await api.send(conv, "are you there")).body["message"]
         events = await receiver.wait_for(1, "imessage.delivery_failed")
         failed = events[0]["data"]["message"]
@@ -199,6 +255,9 @@ async def test_text_to_the_router_thread_stays_with_the_router(api: Api) -> None
         items = (await api.get(_timeline_path())).body["items"]
         assert items[-1]["from"] == "them" and items[-1]["thread"] == "router"
         assert "connect @handle" in items[-1]["text"]
+        # One name for the router everywhere: the chat page calls it the Inkbox router.
+        assert items[-1]["text"].startswith("This is the Inkbox router.")
+        assert "imbot router" not in items[-1]["text"]
         assert all(i["text"] != "hello?" for i in items if i["thread"] == "echo")
         inbound = (await api.get("/api/v1/imessage/messages")).body
         assert all(m["content"] != "hello?" for m in inbound)

@@ -32,6 +32,8 @@ from inkbox.imessage.types import (
 )
 from support.simapi import PHONE, PHONE_2, Api, Receiver, SimHandle, wait_until
 
+from imbot.events import EVENT_TYPES
+
 T = TypeVar("T")
 
 
@@ -286,3 +288,91 @@ async def test_webhooks_pass_verify_webhook(
         await sdk(lambda: client.webhooks.subscriptions.delete(sub.id))
         assert await sdk(client.webhooks.subscriptions.list) == []
         assert uuid.UUID(str(identity.id))
+
+
+async def test_subscriptions_refuse_unknown_event_types(
+    sim: SimHandle, client: Inkbox, receiver: Receiver
+) -> None:
+    # Issue 13, fixes 1 and 2: the SDK checks only the "imessage." prefix and leaves exact
+    # names to the API, so the simulator must refuse a name it never fires.
+    with anyio.fail_after(30):
+        identity = await sdk(lambda: client.create_identity("echo", imessage_enabled=True))
+        subscriptions = client.webhooks.subscriptions
+        with pytest.raises(InkboxAPIError) as refused:
+            await sdk(
+                lambda: subscriptions.create(
+                    agent_identity_id=identity.id,
+                    url=receiver.url,
+                    event_types=["imessage.received", "imessage.bogus"],
+                )
+            )
+        assert refused.value.status_code == 422
+        assert "imessage.bogus" in str(refused.value)
+        assert await sdk(subscriptions.list) == []
+
+        sub = await sdk(
+            lambda: subscriptions.create(
+                agent_identity_id=identity.id, url=receiver.url, event_types=["imessage.sent"]
+            )
+        )
+        for names in (["imessage.nope"], ["imessage.received", "imessage.nope"]):
+            with pytest.raises(InkboxAPIError) as refused:
+                await sdk(lambda names=names: subscriptions.update(sub.id, event_types=names))
+            assert refused.value.status_code == 422
+        assert (await sdk(lambda: subscriptions.get(sub.id))).event_types == ["imessage.sent"]
+        # Every name the simulator fires is accepted.
+        updated = await sdk(lambda: subscriptions.update(sub.id, event_types=list(EVENT_TYPES)))
+        assert updated.event_types == list(EVENT_TYPES)
+
+
+async def test_delivery_request_payload_is_the_raw_signed_body(
+    sim: SimHandle, client: Inkbox, session: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    # Issue 13, fix 3: the SDK types request_payload as the raw body that was delivered,
+    # so that it can be verified again; it verifies with the signing key of its time.
+    with anyio.fail_after(30):
+        api = Api(session, sim.base_url, sim.admin_key)
+        identity = await sdk(lambda: client.create_identity("echo", imessage_enabled=True))
+        sub = await sdk(
+            lambda: client.webhooks.subscriptions.create(
+                agent_identity_id=identity.id,
+                url=receiver.url,
+                event_types=["imessage.received"],
+            )
+        )
+        first_key = sub.signing_key
+        assert first_key
+        await api.text(PHONE, "connect @echo")
+        await api.text(PHONE, "before rotation")
+        await wait_until(lambda: _arrived(receiver, "before rotation"))
+        before = len(receiver.requests)
+        second_key = (await sdk(lambda: client.signing_keys.create_or_rotate("echo"))).signing_key
+        await api.text(PHONE, "caf\u00e9 \U0001f600 after rotation")  # non-ASCII: exact bytes
+        await wait_until(lambda: _arrived(receiver, "caf\u00e9 \U0001f600 after rotation"))
+        captured = {c.json["id"]: c for c in receiver.requests}
+        key_of = {
+            c.json["id"]: first_key if i < before else second_key
+            for i, c in enumerate(receiver.requests)
+        }
+
+        async def logged() -> list[Any] | None:
+            rows = await sdk(lambda: client.webhooks.deliveries.list(subscription_id=sub.id))
+            return rows if len(rows) == len(captured) else None
+
+        deliveries = await wait_until(logged)
+        for delivery in deliveries:
+            payload = delivery.request_payload
+            assert isinstance(payload, str)
+            sent = captured[delivery.event_id]
+            assert payload.encode() == sent.body
+            assert inkbox.verify_webhook(
+                payload=payload.encode(), headers=sent.headers, secret=key_of[delivery.event_id]
+            )
+            other = first_key if key_of[delivery.event_id] == second_key else second_key
+            assert not inkbox.verify_webhook(
+                payload=payload.encode(), headers=sent.headers, secret=other
+            )
+
+
+async def _arrived(receiver: Receiver, text: str) -> bool:
+    return any(e["data"]["message"]["content"] == text for e in receiver.events())

@@ -5,11 +5,20 @@
 
 import { api } from "./api.js";
 import { SEND_STYLES, bubbleRows } from "./bubbles.js";
+import { connectHandle, connectOutcome } from "./connect.js";
 import { avatar, el, reconcile, reducedMotion, shortWhen, threadName } from "./dom.js";
+import { tapbackFace } from "./glyphs.js";
 import { PhoneStore, TAPBACKS, formatNumber, isImage, normalizeNumber } from "./store.js";
 
 const STORAGE_KEY = "imbot.sim.phone";
 const ROUTER_TO = "router";
+// After a connect worked, the router's answer stays on screen this long before the page
+// moves to the agent's thread, so one sees what happened.
+const CONNECT_FOLLOW_MS = 900;
+// A connect that got no answer in this time is not followed any more.
+const CONNECT_PATIENCE_MS = 20_000;
+const PICKER_GAP = 8; // px between the tapback picker and the bubbles around it
+const BADGE_ROOM = 20; // px of tapback badges above a bubble that has some
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -25,6 +34,7 @@ const ui = {
   chatAvatar: $("chat-avatar"),
   chatTitle: $("chat-title"),
   chatSubtitle: $("chat-subtitle"),
+  chatHeader: document.querySelector("#chat-pane .chat-header"),
   chatScroll: $("chat-scroll"),
   chatIntro: $("chat-intro"),
   chatLog: $("chat-log"),
@@ -62,7 +72,9 @@ const app = {
   forceScroll: false,
   smoothScroll: false,
   lastPickerBubble: null,
+  pickerRow: null,
   retryTimer: null,
+  pendingConnect: null, // {handle, from, at} after the human texted `connect @handle`
 };
 
 const phonePath = (suffix) => `/sim/v1/phones/${app.phone}${suffix}`;
@@ -237,6 +249,7 @@ function start(number) {
   app.store = new PhoneStore();
   app.store.subscribe(onStoreChange);
   app.selected = null;
+  app.pendingConnect = null;
   ui.myNumber.textContent = formatNumber(number);
   ui.screen.dataset.view = "list";
   connectEvents();
@@ -250,7 +263,31 @@ function onStoreChange(change) {
     if (item.from === "them" && item.send_style) playEffect(item);
   }
   if (change.kind === "load") app.forceScroll = true;
+  followConnect(change);
   scheduleRender();
+}
+
+// ---------------------------------------------------------------- connect, then follow
+
+function followConnect(change) {
+  const pending = app.pendingConnect;
+  if (!pending || app.store.loading) return;
+  if (app.selected !== pending.from || Date.now() - pending.at > CONNECT_PATIENCE_MS) {
+    app.pendingConnect = null; // the human moved on
+    return;
+  }
+  const outcome = connectOutcome(app.store, pending.handle, change);
+  if (outcome === null || pending.target) return;
+  if (outcome === "failed") {
+    app.pendingConnect = null;
+    return;
+  }
+  pending.target = outcome;
+  setTimeout(() => {
+    if (app.pendingConnect !== pending) return;
+    app.pendingConnect = null;
+    if (app.selected === pending.from) openThread(outcome);
+  }, CONNECT_FOLLOW_MS);
 }
 
 // ---------------------------------------------------------------- rendering
@@ -413,7 +450,7 @@ function renderIntro() {
         {},
         "This is the Inkbox router. Text ",
         el("code", { text: "connect @handle" }),
-        " to start talking to an agent.",
+        " to reach an agent: your conversation with it opens in a new thread.",
       ),
       handles.length
         ? el(
@@ -447,7 +484,7 @@ function renderIntro() {
     );
   } else {
     ui.chatIntro.replaceChildren(
-      el("p", {}, `Connected to @${name} through the router. Tap a message from @${name} to react.`),
+      el("p", {}, `Connected to @${name} through the router. Tap one of its messages to react.`),
     );
   }
 }
@@ -478,6 +515,8 @@ function renderChat() {
     }),
   );
   renderComposerState();
+  // A rebuilt row (its message changed) took the picker's bubble away.
+  if (app.lastPickerBubble && !app.lastPickerBubble.isConnected) closePicker();
   if (stick) scrollToBottom(app.smoothScroll && !app.forceScroll);
   app.stickToBottom = stick || nearBottom();
   app.forceScroll = false;
@@ -491,20 +530,23 @@ function openPicker(messageId, bubble) {
   const item = app.store.items.get(messageId);
   if (!item) return;
   const mine = (item.reactions || []).find((r) => r.from === "me");
-  const options = TAPBACKS.map(([kind, emoji, label]) =>
-    el("button", {
-      type: "button",
-      class: `tapback-option${mine && mine.reaction === kind ? " selected" : ""}`,
-      dataset: { testid: `tapback-option-${kind}`, kind },
-      "aria-label": label,
-      "aria-pressed": mine && mine.reaction === kind ? "true" : "false",
-      title: label,
-      text: emoji,
-      onclick: (event) => {
-        event.stopPropagation();
-        sendTapback(item, kind);
+  const options = TAPBACKS.map(([kind, , label]) =>
+    el(
+      "button",
+      {
+        type: "button",
+        class: `tapback-option${mine && mine.reaction === kind ? " selected" : ""}`,
+        dataset: { testid: `tapback-option-${kind}`, kind },
+        "aria-label": label,
+        "aria-pressed": mine && mine.reaction === kind ? "true" : "false",
+        title: label,
+        onclick: (event) => {
+          event.stopPropagation();
+          sendTapback(item, kind);
+        },
       },
-    }),
+      tapbackFace({ reaction: kind }),
+    ),
   );
   const picker = el(
     "div",
@@ -534,18 +576,36 @@ function openPicker(messageId, bubble) {
   bubble.classList.add("picking");
   app.lastPickerBubble = bubble;
 
-  // Place the picker just above the bubble (below it when there is no room).
-  const screen = ui.screen.getBoundingClientRect();
-  const rect = bubble.getBoundingClientRect();
-  const width = picker.offsetWidth;
+  // The bubble's row moves down to make room, and the picker sits in that room: it covers
+  // neither the bubble nor the one above it. The bubble keeps its place on screen (what is
+  // above scrolls up) unless the room would be above the visible part.
+  const row = bubble.closest(".row") || bubble;
   const height = picker.offsetHeight;
-  let left = rect.left - screen.left;
-  left = Math.max(10, Math.min(left, screen.width - width - 10));
-  let top = rect.top - screen.top - height - 10;
-  if (top < 60) top = rect.bottom - screen.top + 10;
-  picker.style.left = `${left}px`;
-  picker.style.top = `${top}px`;
+  const badges = row.classList.contains("has-tapbacks") ? BADGE_ROOM : 0;
+  keepInPlace(bubble, () => {
+    row.style.setProperty("--picker-room", `${height + 2 * PICKER_GAP + badges}px`);
+    row.classList.add("picker-room");
+  });
+  app.pickerRow = row;
+  const above = () => bubble.getBoundingClientRect().top - badges - PICKER_GAP - height;
+  const visibleTop =
+    Math.max(ui.chatScroll.getBoundingClientRect().top, ui.chatHeader.getBoundingClientRect().bottom) + PICKER_GAP;
+  if (above() < visibleTop) ui.chatScroll.scrollTop -= visibleTop - above();
+  const screen = ui.screen.getBoundingClientRect();
+  const width = picker.offsetWidth;
+  const left = bubble.getBoundingClientRect().left - screen.left;
+  picker.style.left = `${Math.max(10, Math.min(left, screen.width - width - 10))}px`;
+  picker.style.top = `${above() - screen.top}px`;
   (picker.querySelector(".selected") || options[0]).focus();
+}
+
+/** Runs `change` (a layout change above `node`), then scrolls so `node` stays put on screen. */
+function keepInPlace(node, change) {
+  const before = node.isConnected ? node.getBoundingClientRect().top : null;
+  change();
+  if (before !== null && node.isConnected) {
+    ui.chatScroll.scrollTop += node.getBoundingClientRect().top - before;
+  }
 }
 
 function closePicker({ restoreFocus = false } = {}) {
@@ -553,7 +613,15 @@ function closePicker({ restoreFocus = false } = {}) {
   ui.pickerLayer.hidden = true;
   ui.pickerLayer.replaceChildren();
   const bubble = app.lastPickerBubble;
+  const row = app.pickerRow;
   app.lastPickerBubble = null;
+  app.pickerRow = null;
+  if (row) {
+    keepInPlace(bubble || row, () => {
+      row.classList.remove("picker-room");
+      row.style.removeProperty("--picker-room");
+    });
+  }
   if (bubble) {
     bubble.classList.remove("picking");
     if (restoreFocus && bubble.isConnected) bubble.focus();
@@ -639,6 +707,9 @@ async function sendMessage() {
       const uploaded = await api("POST", "/sim/v1/media", form);
       mediaUrl = uploaded.media_url;
     }
+    // Set before the POST: the live stream may bring the router's answer before it returns.
+    const handle = file ? null : connectHandle(text);
+    if (handle) app.pendingConnect = { handle, from: thread, at: Date.now() };
     const data = await api("POST", phonePath("/messages"), {
       text: text || null,
       media_url: mediaUrl,
@@ -652,6 +723,7 @@ async function sendMessage() {
       if (data.item.thread !== thread) toast(`Sent to ${threadName(data.item.thread)}`);
     }
   } catch (error) {
+    app.pendingConnect = null;
     if (!ui.input.value) ui.input.value = text;
     if (file && !app.staged) stage(file);
     autoGrow();

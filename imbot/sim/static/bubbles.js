@@ -1,8 +1,9 @@
 // Message bubbles: one thread's items turned into rows for reconcile() — time headers,
 // bubbles with tails, tapback badges, media, receipts and the typing bubble.
 
-import { isImage, tapbackEmoji } from "./store.js";
+import { isImage } from "./store.js";
 import { el, fileName, headerWhen, humanSize, threadName } from "./dom.js";
+import { tapbackFace } from "./glyphs.js";
 
 const GROUP_GAP_MS = 3 * 60 * 1000; // bubbles closer than this share one tail
 const TIME_GAP_MS = 15 * 60 * 1000; // a time header when a thread was quiet this long
@@ -191,12 +192,15 @@ function buildBubbleRow(item, { startsGroup, endsGroup, tappable }, handlers) {
         "div",
         { class: "tapbacks" },
         reactions.map((r) =>
-          el("span", {
-            class: `tapback-badge tapback-${r.from}`,
-            dataset: { testid: "tapback-badge", reaction: r.reaction, from: r.from },
-            title: `${r.from === "me" ? "You" : threadName(item.thread)}: ${r.reaction === "custom" ? r.custom_emoji : r.reaction}`,
-            text: tapbackEmoji(r),
-          }),
+          el(
+            "span",
+            {
+              class: `tapback-badge tapback-${r.from}`,
+              dataset: { testid: "tapback-badge", reaction: r.reaction, from: r.from },
+              title: `${r.from === "me" ? "You" : threadName(item.thread)}: ${r.reaction === "custom" ? r.custom_emoji : r.reaction}`,
+            },
+            tapbackFace(r),
+          ),
         ),
       ),
     );
@@ -208,7 +212,7 @@ function buildBubbleRow(item, { startsGroup, endsGroup, tappable }, handlers) {
     reactions.length
       ? `Reactions: ${reactions.map((r) => `${r.from === "me" ? "you" : "them"} ${r.reaction === "custom" ? r.custom_emoji : r.reaction}`).join(", ")}.`
       : "",
-    tappable ? "Press to react." : "",
+    tappable ? "Tap to react." : "",
   ]
     .filter(Boolean)
     .join(" ");

@@ -127,7 +127,9 @@ export class PhoneStore {
     if (kind === "item") {
       const before = this.putItem(data);
       const isNew = before === undefined;
-      if (isNew && data.from === "them") {
+      // "system" is the service's own note in an agent's thread (the agent's new number
+      // saying hello): it counts as unread like the agent's messages.
+      if (isNew && (data.from === "them" || data.from === "system")) {
         const thread = this.threads.get(data.thread);
         // A message from the agent ends its typing bubble, as on a real phone.
         if (thread) thread.typing = false;
