@@ -45,9 +45,10 @@ async def lifespan(bot: Bot) -> AsyncIterator[dict[str, Any]]:
 bot = Bot(lifespan=lifespan)
 
 
-@bot.command("connect")
-async def connect(ctx: Context[MessageReceived]) -> None:
-    """Introduce the agent to someone who just connected."""
+@bot.on_connect
+async def introduce(ctx: Context[MessageReceived]) -> None:
+    # The human's first message after connecting: introduce the agent, then `chat` below
+    # answers that message as usual.
     await ctx.reply("Hi! I'm an AI agent. Ask me anything, or text reset to clear my memory.")
 
 

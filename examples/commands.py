@@ -25,9 +25,11 @@ async def lifespan(bot: Bot) -> AsyncIterator[dict[str, Any]]:
 bot = Bot(help_command=True, lifespan=lifespan)
 
 
-@bot.command("connect")
-async def connect(ctx: Context[MessageReceived]) -> None:
-    """Say hello (the router passes on the human's `connect @handle` text)."""
+@bot.on_connect
+async def greet(ctx: Context[MessageReceived]) -> None:
+    # Runs on the human's first message after they connect (the `connect @handle` text
+    # itself goes to Inkbox's router, never to the bot); that message is then routed as
+    # usual, so a first `help` still gets the help.
     await ctx.reply("Hi! I'm a command bot. Text help to see what I can do.")
 
 
@@ -53,5 +55,6 @@ async def later(bot: Bot, conversation_id: str, minutes: int, text: str) -> None
 
 @bot.on_message()
 async def fallback(ctx: Context[MessageReceived]) -> None:
-    # Runs when no command matched.
-    await ctx.reply("I don't know that one. Text help to see the commands.")
+    # Runs when no command matched. On the first message the greeting already said it.
+    if not ctx.new_connection:
+        await ctx.reply("I don't know that one. Text help to see the commands.")

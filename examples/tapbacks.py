@@ -1,7 +1,7 @@
 """Tapbacks: react to what people say, and answer their tapbacks.
 
 Run it with `imbot dev examples/tapbacks.py`, then text "I love it", "haha" or "thanks",
-and tapback the bot's messages (press and hold a bubble on the chat page).
+and tapback the bot's messages (tap a bubble on the chat page).
 """
 
 from imbot import Bot, Context, MessageReceived, ReactionReceived

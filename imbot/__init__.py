@@ -45,14 +45,19 @@ __all__ = [
     "Context",
     "Conversation",
     "ConversationInactive",
+    "ConversationReleased",
     "ConversationSummary",
+    "DeadLetter",
     "DeliveryFailed",
     "DeliveryStatus",
     "Direction",
     "DuplicateContactRule",
+    "EventDeadLettered",
     "Filter",
     "FilterMode",
     "Forbidden",
+    "HandlerRetry",
+    "HandlerTimeout",
     "HasMedia",
     "IdempotencyKeyReused",
     "Identity",
@@ -72,6 +77,7 @@ __all__ = [
     "MessageSent",
     "NotConnected",
     "NotFound",
+    "NotMessagedYet",
     "PayloadTooLarge",
     "RateLimited",
     "Reaction",
@@ -106,6 +112,7 @@ if TYPE_CHECKING:
     from imbot.bot.bot import Bot
     from imbot.bot.context import Context
     from imbot.bot.resources import BotState
+    from imbot.bot.retry import HandlerRetry
     from imbot.client.client import InkboxClient
     from imbot.errors import (
         AskTimeout,
@@ -115,8 +122,11 @@ if TYPE_CHECKING:
         Conflict,
         ConnectError,
         ConversationInactive,
+        ConversationReleased,
         DuplicateContactRule,
+        EventDeadLettered,
         Forbidden,
+        HandlerTimeout,
         IdempotencyKeyReused,
         ImbotError,
         InkboxError,
@@ -126,6 +136,7 @@ if TYPE_CHECKING:
         MediaTooLarge,
         NotConnected,
         NotFound,
+        NotMessagedYet,
         PayloadTooLarge,
         RateLimited,
         RecipientBlocked,
@@ -180,12 +191,14 @@ if TYPE_CHECKING:
         as_filter,
     )
     from imbot.routing.router import Router
+    from imbot.storage.base import DeadLetter
 del TYPE_CHECKING
 
 _LAZY: dict[str, tuple[str, ...]] = {
     "imbot.bot.bot": ("Bot",),
     "imbot.bot.context": ("Context",),
     "imbot.bot.resources": ("BotState",),
+    "imbot.bot.retry": ("HandlerRetry",),
     "imbot.client.client": ("InkboxClient",),
     "imbot.errors": (
         "AskTimeout",
@@ -195,8 +208,11 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "Conflict",
         "ConnectError",
         "ConversationInactive",
+        "ConversationReleased",
         "DuplicateContactRule",
+        "EventDeadLettered",
         "Forbidden",
+        "HandlerTimeout",
         "IdempotencyKeyReused",
         "ImbotError",
         "InkboxError",
@@ -206,6 +222,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "MediaTooLarge",
         "NotConnected",
         "NotFound",
+        "NotMessagedYet",
         "PayloadTooLarge",
         "RateLimited",
         "RecipientBlocked",
@@ -260,6 +277,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "as_filter",
     ),
     "imbot.routing.router": ("Router",),
+    "imbot.storage.base": ("DeadLetter",),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 

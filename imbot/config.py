@@ -16,7 +16,8 @@ the argument, then the environment (``IMBOT_HANDLE``, ``IMBOT_SIGNING_KEY``).
 
 The process settings follow the same rule, argument > environment > default, one function
 each: ``resolve_log_level`` (``IMBOT_LOG_LEVEL``), ``resolve_log_format``
-(``IMBOT_LOG_FORMAT``), ``resolve_gc_tuning`` (``IMBOT_GC_TUNING``) and
+(``IMBOT_LOG_FORMAT``), ``resolve_log_locals`` (``IMBOT_LOG_LOCALS``), ``resolve_gc_tuning``
+(``IMBOT_GC_TUNING``) and
 ``resolve_sim_admin_key`` (``IMBOT_SIM_ADMIN_KEY``). Nothing else in imbot reads the
 environment: the edge (``Bot.run()``, the CLI) calls these and passes the values on, and a
 child process the CLI starts gets this one's environment from ``child_environment``.
@@ -41,6 +42,7 @@ __all__ = [
     "HANDLE_ENV",
     "LOG_FORMAT_ENV",
     "LOG_LEVEL_ENV",
+    "LOG_LOCALS_ENV",
     "SIGNING_KEY_ENV",
     "SIM_ADMIN_KEY_ENV",
     "BotSettings",
@@ -53,6 +55,8 @@ __all__ = [
     "resolve_gc_tuning",
     "resolve_log_format",
     "resolve_log_level",
+    "resolve_log_locals",
+    "resolve_log_secrets",
     "resolve_settings",
     "resolve_sim_admin_key",
 ]
@@ -80,6 +84,9 @@ DEFAULT_LOG_LEVEL = "INFO"
 
 LOG_FORMAT_ENV = "IMBOT_LOG_FORMAT"
 """The environment variable picking the log format: ``json`` or ``console``."""
+
+LOG_LOCALS_ENV = "IMBOT_LOG_LOCALS"
+"""The environment variable that shows local variables in logged tracebacks (``1``)."""
 
 GC_TUNING_ENV = "IMBOT_GC_TUNING"
 """The environment variable switching ``Bot.run()``'s garbage-collector tuning off (``0``)."""
@@ -362,6 +369,44 @@ def resolve_log_format(
     if given:
         return given
     return _environ(env).get(LOG_FORMAT_ENV, "").strip().lower() or None
+
+
+def resolve_log_locals(given: bool | None = None, *, env: Mapping[str, str] | None = None) -> bool:
+    """Whether logged tracebacks show local variables: the argument, else the environment.
+
+    Off unless ``IMBOT_LOG_LOCALS`` is ``1``, ``true``, ``yes`` or ``on`` (any case): frames
+    hold request headers and message text, which do not belong in a production log.
+
+    Example:
+        >>> resolve_log_locals(env={"IMBOT_LOG_LOCALS": "1"})
+        True
+    """
+    if given is not None:
+        return given
+    return _environ(env).get(LOG_LOCALS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve_log_secrets(
+    *, env: Mapping[str, str] | None = None, config_path: str | os.PathLike[str] | None = None
+) -> tuple[str, ...]:
+    """The secrets this process was configured with, for the logs to mask.
+
+    The API key (``INKBOX_API_KEY``, else ``~/.inkbox/config``), the webhook signing keys
+    (``IMBOT_SIGNING_KEY``) and the simulator's admin key (``IMBOT_SIM_ADMIN_KEY``); keys
+    given as arguments are registered by the code they are given to.
+
+    Example:
+        >>> resolve_log_secrets(env={"IMBOT_SIGNING_KEY": "whsec_a,whsec_b"}, config_path="/x")
+        ('whsec_a', 'whsec_b')
+    """
+    environ = _environ(env)
+    path = default_config_path() if config_path is None else Path(config_path)
+    found = [
+        environ.get(API_KEY_ENV, "").strip() or read_config_file(path).get("api_key", ""),
+        *_split_keys(environ.get(SIGNING_KEY_ENV, "")),
+        environ.get(SIM_ADMIN_KEY_ENV, "").strip(),
+    ]
+    return tuple(value for value in found if value)
 
 
 def resolve_gc_tuning(given: bool | None) -> bool:

@@ -10,6 +10,8 @@ ImbotError
 ├── ChatError (also SetupError)        `imbot chat` cannot talk to the simulator
 ├── AskTimeout (also TimeoutError)     ctx.ask got no answer in time
 ├── CommandArgumentError               a command's words do not fit it (answered with usage)
+├── HandlerTimeout (also TimeoutError) a handler ran past Bot(handler_timeout=...)
+├── EventDeadLettered                  an event was given up on and kept as a dead letter
 ├── InkboxError                        the API answered with an error status
 │   ├── BadRequest                     400  e.g. identity not iMessage-enabled
 │   ├── Unauthorized                   401  missing or wrong API key
@@ -19,6 +21,8 @@ ImbotError
 │   │   └── NotConnected               404  no_assignment: the human never texted connect
 │   ├── Conflict                       409
 │   │   ├── ConversationInactive       409  released, not messaged yet, or a group
+│   │   │   ├── ConversationReleased   409  the human is no longer connected
+│   │   │   └── NotMessagedYet         409  connected, but the human has not written yet
 │   │   ├── IdempotencyKeyReused       409  same Idempotency-Key, different request
 │   │   └── DuplicateContactRule       409  a rule already covers that number
 │   ├── PayloadTooLarge                413  media over the size cap
@@ -64,9 +68,12 @@ __all__ = [
     "Conflict",
     "ConnectError",
     "ConversationInactive",
+    "ConversationReleased",
     "DevError",
     "DuplicateContactRule",
+    "EventDeadLettered",
     "Forbidden",
+    "HandlerTimeout",
     "IdempotencyKeyReused",
     "ImbotError",
     "InkboxError",
@@ -77,6 +84,7 @@ __all__ = [
     "MissingSigningKey",
     "NotConnected",
     "NotFound",
+    "NotMessagedYet",
     "PayloadTooLarge",
     "RateLimited",
     "RecipientBlocked",
@@ -88,7 +96,7 @@ __all__ = [
     "Unauthorized",
     "Unprocessable",
     "WebhookError",
-    "error_for_response",
+    "is_transient",
     "single_exception",
 ]
 
@@ -162,6 +170,49 @@ class CommandArgumentError(ImbotError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class HandlerTimeout(ImbotError, TimeoutError):
+    """A handler ran longer than ``Bot(handler_timeout=...)`` and was cancelled.
+
+    It goes to the error handlers like any handler exception; the event is done.
+
+    Attributes:
+        handler: the handler's qualified name.
+        timeout: the limit, in seconds.
+    """
+
+    def __init__(self, handler: str, timeout: float) -> None:
+        super().__init__(
+            f"handler {handler} ran longer than {timeout:g} s and was cancelled; raise "
+            "Bot(handler_timeout=...) or move the slow work out of the handler"
+        )
+        self.handler = handler
+        self.timeout = timeout
+
+
+class EventDeadLettered(ImbotError):
+    """An event was given up on: it is kept as a dead letter, to list and replay.
+
+    Error listeners get it (with the last error as ``__cause__``) when an event's handler
+    kept failing on transient API errors past the retry deadline (``reason="deadline"``), or
+    its handling crashed the process again and again (``reason="poison"``).
+
+    Attributes:
+        event_id: the event's envelope id.
+        reason: ``"deadline"`` or ``"poison"``.
+        attempts: how many times its handling was tried.
+    """
+
+    def __init__(self, event_id: str, reason: str, attempts: int, detail: str) -> None:
+        super().__init__(
+            f"event {event_id} became a dead letter ({reason}) after {attempts} "
+            f"attempt{'s' * (attempts != 1)}: {detail}. List it with `imbot dead-letters "
+            "list`, replay it with `imbot dead-letters replay` or bot.replay_dead_letter()"
+        )
+        self.event_id = event_id
+        self.reason = reason
+        self.attempts = attempts
 
 
 class SkipHandler(Exception):
@@ -277,7 +328,23 @@ class Conflict(InkboxError):
 
 
 class ConversationInactive(Conflict):
-    """409: the conversation is released, silent so far, or a group that does not allow this."""
+    """409: the conversation is released, silent so far, or a group that does not allow this.
+
+    The service explains a 409 in prose; imbot reads the text (codes are only a hint) and
+    raises one of the two subclasses when it says which case this is.
+    """
+
+
+class ConversationReleased(ConversationInactive):
+    """409: the human is no longer connected (released); they reconnect through the router."""
+
+
+class NotMessagedYet(ConversationInactive):
+    """409: the human connected but has not written in the new thread yet.
+
+    On Inkbox the agent may only write after the human's first message there; greet from
+    ``@bot.on_connect`` instead, which runs on that first message.
+    """
 
 
 class IdempotencyKeyReused(Conflict):
@@ -390,86 +457,13 @@ def _detail_field(detail: Any, name: str) -> str | None:
     return None
 
 
-_BY_STATUS: dict[int, type[InkboxError]] = {
-    400: BadRequest,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-    422: Unprocessable,
-    429: RateLimited,
-}
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error may go away by itself: the API unreachable, timed out, 429 or 5xx.
 
-_BY_CODE: dict[str, type[InkboxError]] = {
-    "recipient_blocked": RecipientBlocked,
-    "no_assignment": NotConnected,
-    "idempotency_key_reused": IdempotencyKeyReused,
-    "conversation_released": ConversationInactive,
-    "recipient_has_not_messaged": ConversationInactive,
-    "group_unsupported": ConversationInactive,
-    "recipient_not_e164": RecipientNotE164,
-    "duplicate_contact_rule": DuplicateContactRule,
-    "media_too_large": PayloadTooLarge,
-}
-
-
-def error_for_response(
-    status: int,
-    body: Any,
-    *,
-    idempotency_key: str | None = None,
-    retry_after: float | None = None,
-) -> InkboxError:
-    """Build the typed error for an error response.
-
-    Args:
-        status: the HTTP status code.
-        body: the decoded JSON body (or ``None`` when it was not JSON).
-        idempotency_key: the key the request carried, if any.
-        retry_after: the parsed ``Retry-After`` header, if any.
-
-    Returns:
-        The most specific ``InkboxError`` subclass for the status and error code.
+    A handler that fails with one of these is run again later (see ``docs/dispatch.md``);
+    its sends keep their idempotency keys, so nothing is sent twice.
     """
-    detail: Any = body.get("detail") if isinstance(body, Mapping) else body
-    agent_support = body.get("agent_support") if isinstance(body, Mapping) else None
-    code: str | None = None
-    message: str
-    if isinstance(detail, Mapping):
-        raw_code = detail.get("error") or detail.get("code")
-        code = str(raw_code) if raw_code else None
-        message = str(detail.get("message") or code or f"HTTP {status}")
-        if status == 409 and "existing_rule_id" in detail:
-            code = code or "duplicate_contact_rule"
-    elif isinstance(detail, str):
-        message = detail
-    elif isinstance(detail, list) and detail:
-        first = detail[0]
-        if isinstance(first, Mapping):
-            loc = ".".join(str(p) for p in first.get("loc", []))
-            message = f"{loc}: {first.get('msg', 'invalid')}" if loc else str(first.get("msg"))
-        else:
-            message = str(first)
-    else:
-        message = f"HTTP {status}"
-    by_status = _BY_STATUS.get(status) or (ServerError if status >= 500 else InkboxError)
-    cls = _BY_CODE.get(code or "", by_status)
-    if status == 409 and isinstance(detail, Mapping) and "existing_rule_id" in detail:
-        # The rule id is what makes a duplicate-rule conflict, whatever code names it.
-        cls = DuplicateContactRule
-    elif by_status is InkboxError or not issubclass(cls, by_status):
-        # A known code under an unexpected status must not change the status family.
-        cls = by_status
-    return cls(
-        message,
-        status=status,
-        code=code,
-        detail=detail,
-        idempotency_key=idempotency_key,
-        retry_after=retry_after,
-        agent_support=agent_support if isinstance(agent_support, str) else None,
-    )
+    return isinstance(exc, TransportError | RateLimited | ServerError)
 
 
 def single_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

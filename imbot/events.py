@@ -2,8 +2,13 @@
 
 Every delivery is an envelope ``{"id": "evt_…", "event_type", "timestamp", "data"}``.
 ``data`` carries exactly one of ``message`` (received, sent, delivered, delivery_failed)
-or ``reaction`` (reaction_received), plus the ``contacts`` and ``agent_identities`` lists.
+or ``reaction`` (reaction_received), plus the ``contacts`` and ``agent_identities`` lists
+(``agentIdentities``, ``agentHandle`` and ``displayName`` are read too) and, on
+``imessage.received`` for a subscription with a ``context_config``, ``context``.
 Event types this version does not know parse as ``UnknownEvent`` rather than failing.
+
+A tapback event is not always the human's: the agent's own tapbacks come back as
+``imessage.reaction_received`` with ``direction: "outbound"``.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AliasChoices, ConfigDict, Field, TypeAdapter, ValidationError
 
 from imbot.errors import MalformedEvent
 from imbot.models import Message, Reaction, WireModel
@@ -54,11 +59,18 @@ class EventContact(WireModel):
 
 
 class EventIdentity(WireModel):
-    """An agent identity the event concerns."""
+    """An agent identity of the same organization that the remote party turned out to be."""
 
     id: str
-    agent_handle: str | None = None
-    display_name: str | None = None
+    agent_handle: str | None = Field(
+        default=None, validation_alias=AliasChoices("agent_handle", "agentHandle")
+    )
+    display_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("display_name", "displayName")
+    )
+
+
+_IDENTITIES_ALIAS = AliasChoices("agent_identities", "agentIdentities")
 
 
 class MessageEventData(WireModel):
@@ -67,7 +79,9 @@ class MessageEventData(WireModel):
     message: Message
     reaction: None = None
     contacts: list[EventContact] = Field(default_factory=list)
-    agent_identities: list[EventIdentity] = Field(default_factory=list)
+    agent_identities: list[EventIdentity] = Field(
+        default_factory=list, validation_alias=_IDENTITIES_ALIAS
+    )
     context: dict[str, Any] | None = None
 
 
@@ -77,7 +91,10 @@ class ReactionEventData(WireModel):
     message: None = None
     reaction: Reaction
     contacts: list[EventContact] = Field(default_factory=list)
-    agent_identities: list[EventIdentity] = Field(default_factory=list)
+    agent_identities: list[EventIdentity] = Field(
+        default_factory=list, validation_alias=_IDENTITIES_ALIAS
+    )
+    context: dict[str, Any] | None = None
 
 
 class _Envelope(WireModel):
@@ -103,8 +120,13 @@ class MessageEvent(_Envelope):
 
     @property
     def remote_number(self) -> str | None:
-        """The human's number."""
+        """The human's number (``None`` on a group row: see ``message.sender_number``)."""
         return self.data.message.remote_number
+
+    @property
+    def contacts(self) -> list[EventContact]:
+        """Address-book matches for the remote number (often empty)."""
+        return self.data.contacts
 
 
 class MessageReceived(MessageEvent):
@@ -132,7 +154,11 @@ class DeliveryFailed(MessageEvent):
 
 
 class ReactionReceived(_Envelope):
-    """``imessage.reaction_received``: a human sent a tapback."""
+    """``imessage.reaction_received``: a tapback, the human's or an echo of the agent's own.
+
+    ``reaction.direction`` tells them apart: ``inbound`` for the human's, ``outbound`` for
+    one the agent sent. ``on_tapback`` handlers see only inbound ones unless asked.
+    """
 
     event_type: Literal["imessage.reaction_received"]
     data: ReactionEventData
@@ -151,6 +177,11 @@ class ReactionReceived(_Envelope):
     def remote_number(self) -> str | None:
         """The human's number."""
         return self.data.reaction.remote_number
+
+    @property
+    def contacts(self) -> list[EventContact]:
+        """Address-book matches for the remote number (often empty)."""
+        return self.data.contacts
 
 
 class UnknownEvent(_Envelope):

@@ -1,10 +1,8 @@
 """Pydantic models of the Inkbox iMessage API's resources and request bodies.
 
-Responses are read tolerantly: unknown fields are kept (``model_extra``) and unknown enum
-values stay plain strings, because the service adds both over time. ``to_wire()`` gives
-back exactly the keys and values that were parsed. Request bodies are exact: an unknown or
-invalid field is an error before anything is sent.
-"""
+Responses are read tolerantly, since the service adds fields and enum values over time:
+unknown fields are kept (``model_extra``), unknown enum values stay plain strings, and
+``to_wire()`` gives back exactly what was parsed. Request bodies are exact."""
 
 from __future__ import annotations
 
@@ -18,6 +16,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 __all__ = [
     "E164",
     "E164_PATTERN",
+    "FAILURE_STATUSES",
+    "MAX_TEXT_LENGTH",
     "Assignment",
     "AssignmentStatus",
     "ContactRule",
@@ -58,8 +58,8 @@ __all__ = [
 E164_PATTERN = re.compile(r"^\+[1-9][0-9]{1,14}$")
 """An E.164 phone number: ``+``, a non-zero digit, then 1 to 14 digits (the one definition)."""
 
-MAX_TEXT_LENGTH = 18_996
-"""The longest message text the service accepts, in Unicode code points."""
+MAX_TEXT_LENGTH = 18_995
+"""The longest text imbot sends, in code points: Inkbox's plugin's cap (its docs say 18,996)."""
 
 
 def is_e164(value: str) -> bool:
@@ -85,9 +85,8 @@ Open = Annotated[_E | str, Field(union_mode="left_to_right")]
 class WireModel(BaseModel):
     """Base of every model read from the API: frozen, and keeping unknown fields."""
 
-    # defer_build: a model's validator is built at its first use, not at import. Building
-    # all of them made up a third of `from imbot import Bot`, and most (rules, identities,
-    # subscriptions) are never used by a running bot.
+    # defer_build: validators are built at first use, not at import. Building them all made a
+    # third of `from imbot import Bot`, and most are never used by a running bot.
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, defer_build=True)
 
     def to_wire(self) -> dict[str, Any]:
@@ -121,7 +120,7 @@ class Service(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    """Delivery state of a message or of one recipient."""
+    """Delivery state of a message or of one recipient (the SDK's nine, then three more)."""
 
     REGISTERED = "registered"
     PENDING = "pending"
@@ -132,6 +131,15 @@ class DeliveryStatus(StrEnum):
     DECLINED = "declined"
     ERROR = "error"
     RECEIVED = "received"
+    SENDING_FAILED = "sending_failed"
+    BLOCKED_SPAM_FILTER = "blocked_spam_filter"
+    DELIVERY_FAILED = "delivery_failed"
+
+
+FAILURE_STATUSES = frozenset(
+    ("declined", "error", "sending_failed", "blocked_spam_filter", "delivery_failed")
+)
+"""The statuses that mean an outbound message will not arrive."""
 
 
 class TapbackKind(StrEnum):
@@ -249,10 +257,7 @@ class MessageReaction(WireModel):
 
 
 class Message(WireModel):
-    """An iMessage, inbound or outbound, as the API and webhooks return it.
-
-    Note the request field is ``text`` while the message carries ``content``.
-    """
+    """An iMessage as the API and webhooks return it (its text is ``content``, sent as ``text``)."""
 
     id: str
     conversation_id: str
@@ -283,6 +288,7 @@ class Message(WireModel):
     thread_id: str | None = None
     thread_root_message_id: str | None = None
     sender_access: str | None = None
+    delivery_final: bool | None = None
 
     @property
     def text(self) -> str:
@@ -293,6 +299,24 @@ class Message(WireModel):
     def has_media(self) -> bool:
         """Whether the message carries at least one attachment."""
         return bool(self.media)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the message will not arrive: its status is one of ``FAILURE_STATUSES``."""
+        return self.status in FAILURE_STATUSES
+
+    @property
+    def final(self) -> bool:
+        """Whether no further receipt will come for this message.
+
+        ``delivery_final`` decides when the service sends it. Otherwise: delivered, failed, or
+        ``sent`` on a group row or an SMS, which get no ``imessage.delivered``.
+        """
+        if self.delivery_final is not None:
+            return self.delivery_final
+        if self.status == DeliveryStatus.SENT:
+            return self.is_group or self.service == Service.SMS or bool(self.was_downgraded)
+        return self.status == DeliveryStatus.DELIVERED or self.failed
 
 
 class Conversation(WireModel):
@@ -333,19 +357,12 @@ class Assignment(WireModel):
     released_at: datetime | None = None
 
 
-class Reaction(WireModel):
-    """A tapback as the reactions endpoint and ``imessage.reaction_received`` return it."""
+class Reaction(MessageReaction):
+    """A tapback as ``POST /reactions`` and webhooks give it (a group's has no assignment)."""
 
-    id: str
     conversation_id: str
     assignment_id: str | None = None
     target_message_id: str
-    direction: Open[Direction]
-    reaction: Open[TapbackKind]
-    custom_emoji: str | None = None
-    remote_number: str
-    part_index: int = 0
-    created_at: datetime
     updated_at: datetime
 
 
@@ -420,9 +437,7 @@ class WebhookSubscription(WireModel):
     context_config: dict[str, Any] | None = None
     has_auth_token: bool = False
     auth_token: str | None = None
-    signing_key: str | None = Field(
-        default=None, description="Only on create, when it minted the identity's first key."
-    )
+    signing_key: str | None = None  # only on create, when it minted the identity's first key
     created_at: datetime
     updated_at: datetime
 

@@ -34,7 +34,7 @@ Fixtures:
 Marker keywords (``@pytest.mark.imbot(...)``, on a test, a class or ``pytestmark``):
 ``bot`` (a ``Bot`` or ``"module:attribute"``), ``handle``, ``phone``, ``connect``,
 ``delivery_delay``, ``connect_event``, ``raise_handler_errors``, ``timeout``,
-``shutdown_timeout``. The closest marker wins, keyword by keyword.
+``shutdown_timeout``, ``chaos``. The closest marker wins, keyword by keyword.
 
 The fixtures are ``pytest_asyncio`` fixtures, so they work in asyncio ``auto`` and
 ``strict`` mode (in strict mode, mark the tests ``@pytest.mark.asyncio``).
@@ -71,6 +71,7 @@ _HARNESS_KEYWORDS = (
     "raise_handler_errors",
     "timeout",
     "shutdown_timeout",
+    "chaos",
 )
 _KNOWN = frozenset(("bot", *_HARNESS_KEYWORDS))
 
@@ -86,7 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "imbot(bot=None, handle='testbot', phone='+15555550100', connect=True, "
         "delivery_delay=0.0, connect_event=True, raise_handler_errors=True, timeout=5.0, "
-        "shutdown_timeout=2.0): configure the imbot_harness / imbot_chat fixtures",
+        "shutdown_timeout=2.0, chaos=None): configure the imbot_harness / imbot_chat fixtures",
     )
 
 

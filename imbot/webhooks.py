@@ -119,7 +119,8 @@ def verify(
 
     Raises:
         InvalidSignature: with ``reason`` one of ``no_secret``, ``missing_header``,
-            ``bad_timestamp``, ``stale_timestamp`` or ``bad_signature``.
+            ``malformed_header``, ``bad_timestamp``, ``stale_timestamp`` or
+            ``bad_signature``.
     """
     given = [secrets] if isinstance(secrets, str) else list(secrets)
     # An empty key would let anyone sign; treat it as no key at all.
@@ -136,6 +137,9 @@ def verify(
     ):
         if not value:
             raise InvalidSignature("missing_header", f"the {name} header is missing")
+        if not value.isascii():
+            # A raw 0xff byte arrives as a lone surrogate, which cannot be encoded below.
+            raise InvalidSignature("malformed_header", f"the {name} header is not ASCII")
     assert signature is not None and request_id is not None and timestamp is not None
     try:
         sent_at = int(timestamp)

@@ -6,9 +6,14 @@ in a subprocess (the plugin loads through its ``pytest11`` entry point), with a 
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 RUN_TIMEOUT = 120  # seconds per inner pytest run
 
@@ -177,3 +182,107 @@ def test_unknown_marker_keywords_are_refused(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "--strict-markers")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*unknown keyword(s) [[]'hadnle'[]]*"])
+
+
+def _documented_pytest_config() -> str:
+    """The ``pyproject.toml`` snippet docs/testing.md tells users to write."""
+    text = (DOCS / "testing.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", text, flags=re.DOTALL)
+    found = [b for b in blocks if "[tool.pytest.ini_options]" in b]
+    assert len(found) == 1, "docs/testing.md should show one pytest configuration"
+    return found[0]
+
+
+def test_the_documented_pytest_config_runs_without_warnings(pytester: pytest.Pytester) -> None:
+    """Issue 14, item 4: the testing docs' configuration, as a user copies it, warns of nothing."""
+    pytester.makepyfile(mybot=BOT)
+    pytester.makefile(".toml", pyproject=_documented_pytest_config())
+    pytester.makepyfile(
+        test_user="""
+        import pytest
+
+        pytestmark = pytest.mark.imbot(bot="mybot:bot")
+
+
+        async def test_echo(imbot_chat):
+            await imbot_chat.say("hi")
+            await imbot_chat.expect_reply("echo: hi")
+        """
+    )
+    result = _run(pytester, "-W", "error")
+    result.assert_outcomes(passed=1, warnings=0)
+    assert "warnings summary" not in result.stdout.str()
+    assert "Warning" not in result.stderr.str()
+
+
+def test_a_failed_expectation_points_at_the_test_line_not_the_kit(
+    pytester: pytest.Pytester,
+) -> None:
+    """Issue 14, item 12: the traceback started inside the kit (its waiting code) before the
+    transcript; now it shows the user's line, then the failure, and no frame of the kit."""
+    _project(pytester)
+    pytester.makepyfile(
+        test_where="""
+        import pytest
+
+        pytestmark = pytest.mark.imbot(bot="mybot:bot")
+
+
+        async def test_wrong(imbot_chat):
+            await imbot_chat.say("hi")
+            await imbot_chat.expect_reply("echo: bye")  # the user's line
+
+
+        async def test_boom(imbot_chat):
+            await imbot_chat.say("boom")
+            await imbot_chat.expect_reply("never")
+        """
+    )
+    result = _run(pytester, "--tb=long")
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    for kit in ("imbot/testing/", "imbot\\testing\\"):
+        assert kit not in output
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_wrong _*",
+            "*async def test_wrong(imbot_chat):",
+            '*await imbot_chat.say("hi")',
+            '>*await imbot_chat.expect_reply("echo: bye")  # the user\'s line',
+            "E*AssertionError: expected a reply with text 'echo: bye', but the bot said 'echo: hi'",
+        ]
+    )
+    # A handler error still shows where the handler raised it, in the user's bot.
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_boom _*",
+            '>*await imbot_chat.expect_reply("never")',
+            '>*raise ValueError("kaboom")',
+            "E*ValueError: kaboom",
+            "mybot.py:*: ValueError",
+        ]
+    )
+
+
+def _fenced(page: str, language: str, marker: str) -> str:
+    """The one ``language`` block of docs/``page`` that contains ``marker``."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    blocks = re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+    found = [b for b in blocks if marker in b]
+    assert len(found) == 1, f"docs/{page} should show one {language} block with {marker!r}"
+    return found[0]
+
+
+def test_the_quickstart_project_passes_without_warnings(pytester: pytest.Pytester) -> None:
+    """The quickstart's bot, its tests (reading ctx.state) and its pytest configuration,
+    copied as a newcomer would: they pass, and pytest warns of nothing."""
+    pytester.makepyfile(bot=_fenced("quickstart.md", "python", "bot = Bot(help_command=True)"))
+    pytester.makepyfile(test_bot=_fenced("quickstart.md", "python", "from bot import bot"))
+    config = _fenced("quickstart.md", "toml", "[tool.pytest.ini_options]")
+    # One configuration, in both pages.
+    assert config in _documented_pytest_config()
+    pytester.makefile(".toml", pyproject=config)
+    result = _run(pytester, "-W", "error")
+    result.assert_outcomes(passed=2, warnings=0)
+    assert "warnings summary" not in result.stdout.str()
+    assert "Warning" not in result.stderr.str()

@@ -4,10 +4,11 @@ The ``Bot`` is built in layers: ``Router`` → ``settings`` (``Configurable``) �
 (start, stop, ``feed``, ``send``) → ``bot`` (construction and serving). Once started, a
 ``runtime`` holds the client, the ``inbox`` and ``state`` (semantics over
 ``imbot.storage``), the ``dispatch`` lanes and the open ``asks``, and carries each event to
-its handler. Handlers get a ``context`` (over ``event_view`` and ``services``) whose helpers
-use ``sending`` and ``typing``. ``server`` is the webhook endpoint (the only aiohttp.web
-user); ``runner`` the process edge of ``bot.run()``; ``resources`` the ``bot.state``
-namespace.
+its handler (``handling``; ``connections`` tells a new connection's first message).
+Handlers get a ``context`` (over ``event_view`` and ``services``) whose helpers use
+``sending`` and ``typing``. ``server`` is the webhook endpoint (the only aiohttp.web
+user), accepting connections through ``listener`` within the ``limits``; ``runner`` the
+process edge of ``bot.run()``; ``resources`` the ``bot.state`` namespace.
 """
 
 from imbot.bot.bot import Bot

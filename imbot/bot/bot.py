@@ -34,7 +34,14 @@ if TYPE_CHECKING:
     from imbot.types import Lifespan
 
 from imbot.bot.lifecycle import Lifecycle
+from imbot.bot.limits import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    check_limits,
+)
 from imbot.bot.resources import BotState
+from imbot.bot.retry import HandlerRetry
 from imbot.errors import SetupError
 
 __all__ = ["Bot", "BotState"]
@@ -75,6 +82,18 @@ class Bot(Lifecycle):
         typing_interval: seconds between typing-bubble refreshes in ``ctx.typing()``.
         help_command: register a ``help`` command that replies ``bot.help_text()``.
         max_body_size: largest webhook body accepted, in bytes.
+        header_timeout: seconds a connection has to send a request's headers, from opening
+            or from its previous answer, before the server closes it (10).
+        body_timeout: seconds a webhook has to send its whole body once its headers are in;
+            a slower one is answered 408 (30).
+        max_connections: connections the server holds at once (1,024), kept below the
+            open-files limit; at the cap the longest-idle connection makes room.
+        max_buffered_bytes: bytes of webhook bodies buffered across all requests being
+            read (16 MiB, or ``max_body_size`` if larger); past it, 503 and Inkbox retries.
+        handler_timeout: seconds a handler may run before it is cancelled and
+            ``HandlerTimeout`` goes to the error handlers; no limit by default.
+        handler_retry: how handlers failing on transient API errors are retried, and when
+            their events become dead letters (``HandlerRetry()`` by default: an hour).
         name: a name for logs.
 
     Raises:
@@ -98,6 +117,12 @@ class Bot(Lifecycle):
         typing_interval: float = 40.0,
         help_command: bool = False,
         max_body_size: int = 1_048_576,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_buffered_bytes: int | None = None,
+        handler_timeout: float | None = None,
+        handler_retry: HandlerRetry | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name or (f"Bot(@{handle})" if handle else "Bot"))
@@ -109,8 +134,17 @@ class Bot(Lifecycle):
             raise SetupError(f"max_concurrency must be at least 1, got {max_concurrency}")
         if drain_timeout < 0 or typing_interval <= 0:
             raise SetupError("drain_timeout must be >= 0 and typing_interval > 0")
+        if handler_timeout is not None and handler_timeout <= 0:
+            raise SetupError(f"handler_timeout must be positive seconds, got {handler_timeout}")
         if lifespan is not None and not callable(lifespan):
             raise SetupError("lifespan must be a function (bot) -> async context manager")
+        check_limits(
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
+            max_body_size=max_body_size,
+            max_buffered_bytes=max_buffered_bytes,
+        )
         self._handle_arg = handle
         self._api_key = api_key
         self._signing_key = signing_key
@@ -122,6 +156,12 @@ class Bot(Lifecycle):
         self.drain_timeout = drain_timeout
         self.typing_interval = typing_interval
         self.max_body_size = max_body_size
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+        self.max_buffered_bytes = max_buffered_bytes
+        self.handler_timeout = handler_timeout
+        self.handler_retry = handler_retry or HandlerRetry()
         self._lifespan = lifespan
         self._client_arg = client
         self._help_command = help_command
@@ -153,6 +193,8 @@ class Bot(Lifecycle):
             secrets=secrets,
             path=path,
             max_body_size=self.max_body_size,
+            body_timeout=self.body_timeout,
+            max_buffered_bytes=self.max_buffered_bytes,
             health=self.health,
         )
 
@@ -251,7 +293,16 @@ class Bot(Lifecycle):
                 runtime = self._runtime
                 assert runtime is not None
                 async with anyio.create_task_group() as tg:
-                    bound = await tg.start(partial(serve_app, app, host=host, port=port))
+                    bound = await tg.start(
+                        partial(
+                            serve_app,
+                            app,
+                            host=host,
+                            port=port,
+                            header_timeout=self.header_timeout,
+                            max_connections=self.max_connections,
+                        )
+                    )
                     _log.info("serving webhooks", url=f"http://{host}:{bound}{path}")
                     task_status.started(bound)
                     await runtime.stop_requested.wait()

@@ -17,9 +17,10 @@ import anyio
 import anyio.abc
 
 from imbot.bot.event_view import EventT_co, EventView
+from imbot.bot.inbox import event_key
 from imbot.bot.sending import MediaInput, idempotency_key, send_message
 from imbot.bot.typing import Typing
-from imbot.errors import AskTimeout, ImbotError, SkipHandler
+from imbot.errors import AskTimeout, ImbotError, InvalidRequest, SkipHandler
 from imbot.log import get_logger
 from imbot.models import MediaUpload, Message, Reaction
 
@@ -53,10 +54,13 @@ class Context(EventView[EventT_co]):
         args: a command's parsed arguments by parameter name (empty otherwise).
         command: the command name that matched, or ``None``.
         match: the ``re.Match`` of a ``Regex`` filter, or ``None``.
+        new_connection: ``True`` for the human's first message after connecting, when the
+            bot has an ``on_connect`` handler (the bot finds it out; ``False`` otherwise).
     """
 
     __slots__ = (
         "_handler_name",
+        "_key",
         "_log",
         "_sends",
         "_services",
@@ -65,17 +69,21 @@ class Context(EventView[EventT_co]):
         "args",
         "command",
         "match",
+        "new_connection",
     )
 
-    def __init__(self, services: Services, event: EventT_co) -> None:
+    def __init__(self, services: Services, event: EventT_co, *, key: str | None = None) -> None:
         """Create the context of one event (the bot does this; handlers never need to).
 
         Args:
             services: what the running bot lends to handlers.
             event: the event.
+            key: the key the inbox keeps the event under; ``event_key(event)`` by default.
+                Its sends' idempotency keys are made from it.
         """
         super().__init__(event)
         self._services = services
+        self._key = key
         self._log: FilteringBoundLogger | None = None
         self._sends = 0
         self._state: ConversationState | None = None
@@ -84,6 +92,7 @@ class Context(EventView[EventT_co]):
         self.args: dict[str, Any] = {}
         self.command: str | None = None
         self.match: re.Match[str] | None = None
+        self.new_connection = False
 
     def __repr__(self) -> str:
         event = self._event
@@ -159,6 +168,7 @@ class Context(EventView[EventT_co]):
         *,
         media: MediaInput | None = None,
         effect: SendStyle | str | None = None,
+        reply_to: Message | str | None = None,
         thread: bool = False,
     ) -> Message:
         """Send a message into this conversation.
@@ -167,25 +177,38 @@ class Context(EventView[EventT_co]):
             >>> await ctx.reply("Booked for Friday", effect="confetti")
             >>> await ctx.reply(media="receipt.pdf")               # uploaded first
             >>> await ctx.reply("This one?", thread=True)          # a native reply
+            >>> await ctx.reply("About that:", reply_to=earlier)   # to another message
+
+        A native (inline) reply is sent with ``plain_reply_fallback``: where it cannot be
+        shown as a reply, it arrives as a plain message rather than not at all.
 
         Args:
             text: the text; needed unless ``media`` is given.
             media: a URL, a path or bytes to upload, or a ``MediaUpload``.
             effect: a bubble or screen effect (``SendStyle``).
-            thread: reply natively to the message that triggered the handler.
+            reply_to: reply natively to this message (or message id) of the conversation.
+            thread: reply natively to the message that triggered the handler (the one
+                tapped back, for a tapback).
 
         Returns:
             The sent message (status ``queued`` at first).
 
         Raises:
+            InvalidRequest: both ``reply_to`` and ``thread=True`` were given.
             InkboxError: the API refused (e.g. ``ConversationInactive``).
         """
+        if thread and reply_to is not None:
+            raise InvalidRequest("give reply_to=... or thread=True, not both")
+        if thread:
+            target: str | None = self.trigger_message_id()
+        else:
+            target = reply_to.id if isinstance(reply_to, Message) else reply_to
         return await self._send(
             text,
             conversation_id=self.require_conversation("reply"),
             media=media,
             effect=effect,
-            reply_to=self.trigger_message_id() if thread else None,
+            reply_to=target,
         )
 
     async def send(
@@ -350,7 +373,7 @@ class Context(EventView[EventT_co]):
             media=media,
             effect=effect,
             reply_to=reply_to,
-            idempotency_key=idempotency_key(self._event.id, self._sends),
+            idempotency_key=idempotency_key(self._key or event_key(self._event), self._sends),
         )
         if self._typing:
             self._typing[-1].rearm()

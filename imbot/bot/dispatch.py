@@ -231,9 +231,17 @@ class Dispatcher:
                     conversation_id=lane.key,
                     event_id=getattr(event, "id", None),
                 )
-            except BaseException:
-                self.abandoned.append(event)
-                raise
+            except BaseException as exc:
+                if isinstance(exc, anyio.get_cancelled_exc_class()):
+                    self.abandoned.append(event)
+                    raise
+                # `handle` contains what handlers raise; whatever still gets here must not
+                # end this worker (its lane would stall) nor the dispatcher.
+                _log.exception(
+                    "dispatch.handler_failed",
+                    conversation_id=lane.key,
+                    event_id=getattr(event, "id", None),
+                )
             finally:
                 self._in_flight -= 1
             if lane:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Self, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from imbot.bot.inbox import Inbox
 from imbot.bot.resources import BotState
@@ -25,10 +25,11 @@ from imbot.routing.table import RouteTable
 if TYPE_CHECKING:
     from imbot.bot.bot import Bot
     from imbot.bot.context import Context
+    from imbot.bot.retry import HandlerRetry
     from imbot.events import MessageReceived
     from imbot.models import Message, SendStyle
     from imbot.routing.commands import CommandInfo
-    from imbot.storage.base import StateStore
+    from imbot.storage.base import DeadLetter, StateStore
     from imbot.types import ErrorListener, Lifespan
 
 __all__ = ["Lifecycle"]
@@ -45,6 +46,8 @@ class Lifecycle(Configurable):
         command_prefixes: accepted command prefixes.
         drain_timeout: seconds running handlers get to finish at shutdown.
         typing_interval: seconds between typing-bubble refreshes.
+        handler_timeout: seconds a handler may run, or ``None``.
+        handler_retry: the retry and dead-letter policy for transient API errors.
     """
 
     state: BotState
@@ -52,6 +55,8 @@ class Lifecycle(Configurable):
     command_prefixes: tuple[str, ...]
     drain_timeout: float
     typing_interval: float
+    handler_timeout: float | None
+    handler_retry: HandlerRetry
     _state_arg: str | StateStore | None
     _inbox_arg: str | Inbox | None
     _lifespan: Lifespan | None
@@ -244,6 +249,55 @@ class Lifecycle(Configurable):
                 "the bot is not running: feed events inside `async with bot:` or while serve() runs"
             )
         return await runtime.feed(event, raw)
+
+    async def conversation_state(self, conversation_id: str) -> dict[str, Any]:
+        """A copy of a conversation's saved ``ctx.state``, read from the state store.
+
+        For tests and admin tools; handlers use ``ctx.state``. What a handler is changing
+        right now shows once it is saved (after the handler, or before ``ctx.ask`` waits).
+
+        Example:
+            >>> await bot.conversation_state(conversation_id)
+            {'visits': 3}
+
+        Raises:
+            SetupError: the bot is not running.
+        """
+        runtime = self._started("conversation_state")
+        return (await runtime.services.load_state(conversation_id)).to_dict()
+
+    # ------------------------------------------------------------------ dead letters
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """The events given up on (see ``docs/dispatch.md``), oldest first.
+
+        Example:
+            >>> for letter in await bot.dead_letters():
+            ...     print(letter.event_id, letter.reason, letter.error)
+
+        Raises:
+            SetupError: the bot is not running (offline, read them with
+                ``imbot dead-letters list``).
+        """
+        return await self._started("dead_letters").inbox.dead_letters()
+
+    async def replay_dead_letter(self, event_id: str) -> bool:
+        """Run a dead letter again now: it becomes pending and is queued on its lane.
+
+        Example:
+            >>> await bot.replay_dead_letter("evt_01J0R8Z4M6K2")
+            True
+
+        Returns:
+            ``False`` when no dead letter has that id.
+        """
+        return await self._started("replay_dead_letter").replay(event_id)
+
+    def _started(self, what: str) -> Runtime:
+        runtime = self._runtime
+        if runtime is None:
+            raise SetupError(f"bot.{what}() needs a running bot (inside `async with bot:`)")
+        return runtime
 
     # ------------------------------------------------------------------ proactive sends
 

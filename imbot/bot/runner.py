@@ -1,8 +1,9 @@
-"""The process edge of ``bot.run()``: logging, signals, and the garbage collector.
+"""The process edge of ``bot.run()``: logging, signals, open files, and the garbage collector.
 
 Effects on the whole process happen here and nowhere else in the bot: structlog is
-configured, SIGINT/SIGTERM are handled (the first stops gracefully, a second cancels the
-handlers still draining), and the collector is tuned once the bot listens.
+configured, the open-files limit is raised to its hard limit, SIGINT/SIGTERM are handled
+(the first stops gracefully, a second cancels the handlers still draining), and the
+collector is tuned once the bot listens.
 """
 
 from __future__ import annotations
@@ -22,12 +23,48 @@ from imbot.log import configure_logging, get_logger
 if TYPE_CHECKING:
     from imbot.bot.bot import Bot
 
-__all__ = ["GC_THRESHOLD", "run", "tune_gc"]
+__all__ = ["GC_THRESHOLD", "raise_open_files_limit", "run", "tune_gc"]
 
 GC_THRESHOLD = (10_000, 20, 20)
 """The collector thresholds ``bot.run()`` sets once the bot is listening (default 700, 10, 10)."""
 
 _log = get_logger("imbot")
+
+_MACOS_OPEN_MAX = 10_240  # macOS refuses a soft limit above this (and RLIM_INFINITY)
+
+
+def raise_open_files_limit() -> tuple[int, int] | None:
+    """Raise the soft open-files limit to the hard limit; return (before, after).
+
+    Every connection the webhook server holds is a file descriptor, and the usual soft limit
+    (1,024) is far below what the system allows a process (the hard limit): with it, a
+    thousand idle connections make the bot unreachable. The server keeps its connections
+    below whatever limit is in force (``imbot.bot.limits.connection_cap``). ``run`` logs
+    the result once the bot listens, so that a bot failing to start prints only why.
+
+    Returns:
+        The soft limit before and after (equal when it could not be raised), or ``None``
+        where there is no such limit to read (Windows) or it is unlimited.
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    infinite = resource.RLIM_INFINITY
+    if soft == infinite:
+        return None
+    wanted = [hard] if hard != infinite else []
+    wanted.append(_MACOS_OPEN_MAX if hard == infinite else min(hard, _MACOS_OPEN_MAX))
+    for target in wanted:
+        if target <= soft:
+            break
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError):
+            continue
+        return soft, target
+    return soft, soft
 
 
 def tune_gc() -> tuple[int, int, int]:
@@ -59,14 +96,18 @@ def run(
 ) -> None:
     """Serve ``bot`` until SIGINT/SIGTERM; what ``bot.run()`` does (see its docstring)."""
     configure_logging(log_level)
+    files = raise_open_files_limit()
+    tune = resolve_gc_tuning(gc_tuning)
     previous: list[tuple[int, int, int]] = []
 
     def listening() -> None:
-        previous.append(tune_gc())
+        if files is not None:
+            _log.info("open files limit", limit=files[1], previous=files[0])
+        if tune:
+            previous.append(tune_gc())
 
-    tune = resolve_gc_tuning(gc_tuning)
     try:
-        anyio.run(_serve_until_signal, bot, host, port, path, listening if tune else None)
+        anyio.run(_serve_until_signal, bot, host, port, path, listening)
     finally:
         if previous:
             gc.unfreeze()

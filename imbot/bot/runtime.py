@@ -23,14 +23,15 @@ import anyio
 from imbot.bot.asks import AskRegistry
 from imbot.bot.context import Context
 from imbot.bot.dispatch import Dispatcher
-from imbot.bot.inbox import Inbox, open_inbox
+from imbot.bot.handling import Handling
+from imbot.bot.inbox import Inbox, event_key, open_inbox
 from imbot.bot.services import Services
 from imbot.bot.state import open_state_store
+from imbot.bot.watchdog import LoopWatchdog
 from imbot.errors import MalformedEvent, SetupError
 from imbot.events import AnyEvent, MessageReceived, parse_event
 from imbot.log import debug_enabled, get_logger
 from imbot.routing.invoke import Invoker
-from imbot.routing.table import unhandled_hint
 
 if TYPE_CHECKING:
     from imbot.bot.bot import Bot
@@ -43,11 +44,16 @@ __all__ = ["Runtime"]
 
 _log = get_logger("imbot")
 
-_QUIET_WHEN_UNHANDLED = frozenset(("imessage.sent", "imessage.delivered"))
-
 
 async def _usage_reply(ctx: Context[Any], text: str) -> None:
     await ctx.reply(text)
+
+
+def _envelope_id(raw: bytes) -> str | None:
+    try:
+        return parse_event(raw).id
+    except MalformedEvent:
+        return None
 
 
 class Runtime:
@@ -91,8 +97,20 @@ class Runtime:
             typing_interval=bot.typing_interval,
         )
         self._listeners = listeners
-        self._invoker = Invoker(table, report=self.report, usage_reply=_usage_reply)
-        self.dispatcher = Dispatcher(self.handle, max_concurrency=bot.max_concurrency)
+        invoker = Invoker(
+            table,
+            report=self.report,
+            usage_reply=_usage_reply,
+            handler_timeout=bot.handler_timeout,
+        )
+        self.handling = Handling(
+            services=self.services,
+            invoker=invoker,
+            inbox=inbox,
+            retry=bot.handler_retry,
+            report=self.report,
+        )
+        self.dispatcher = Dispatcher(self.handling.handle, max_concurrency=bot.max_concurrency)
         self.stop_requested = anyio.Event()
         self.drain_scope: anyio.CancelScope | None = None
         self._accepting = False
@@ -113,12 +131,13 @@ class Runtime:
         inbox = self.inbox
         if raw is None:
             raw = event.model_dump_json(exclude_unset=True).encode() if inbox.durable else b""
-        if not await inbox.accept(event.id, raw):
+        key = await inbox.admit(event, raw)
+        if key is None:
             if debug_enabled():
                 _log.debug("duplicate event dropped", event_id=event.id)
             return False
         if self.asks and isinstance(event, MessageReceived) and self.asks.offer(event):
-            await inbox.complete(event.id)
+            await inbox.complete(key)
             return True
         try:
             self.dispatcher.submit(event.conversation_id or event.id, event)
@@ -130,44 +149,10 @@ class Runtime:
             )
         return True
 
-    async def handle(self, event: AnyEvent) -> None:
-        """Handle one event on its lane: route it, save its state, mark it done."""
-        ctx: Context[AnyEvent] = Context(self.services, event)
-        try:
-            if self.services.loads_by_awaiting:
-                await ctx.load_state()  # a filter may route on state, and cannot await it
-            if not await self._invoker.run(ctx):
-                self._log_unhandled(event)
-            await ctx.save_state()
-        except Exception as exc:
-            _log.error("event handling failed", event_id=event.id, exc_info=exc)
-            self.report(ctx, exc)
-        try:
-            await self.inbox.complete(event.id)
-        except Exception:
-            _log.exception("inbox.complete failed", event_id=event.id)
-
     def report(self, ctx: Context[Any], exc: BaseException) -> None:
         """Tell the error listeners about an error no error handler took."""
         for listener in self._listeners:
             listener(ctx, exc)
-
-    def _log_unhandled(self, event: AnyEvent) -> None:
-        event_type = event.event_type
-        if event_type in _QUIET_WHEN_UNHANDLED:
-            if debug_enabled():
-                _log.debug(
-                    "no handler for event", event_type=event_type, add=unhandled_hint(event_type)
-                )
-            return
-        if isinstance(event, MessageReceived) and event.data.message.direction == "outbound":
-            return
-        _log.info(
-            "no handler for event",
-            event_type=event_type,
-            event_id=event.id,
-            add=unhandled_hint(event_type),
-        )
 
     def health(self) -> dict[str, Any]:
         """What ``GET /healthz`` reports about the event path."""
@@ -193,6 +178,7 @@ class Runtime:
         async with anyio.create_task_group() as tg:
             dispatcher = self.dispatcher
             await tg.start(dispatcher.run)
+            tg.start_soon(LoopWatchdog(self._user_functions()).run, name="imbot.watchdog")
             # The lifespan is entered and exited in this one scope, so task groups it
             # opens nest properly; shielding it at shutdown lets shutdown finish even
             # while the bot is being cancelled.
@@ -210,6 +196,7 @@ class Runtime:
                     yield self
                 finally:
                     guard.shield = True
+                    self.handling.stopping.set()  # events waiting to be retried stay pending
                     with anyio.CancelScope() as scope:
                         # A second stop() (a second SIGINT) cancels this: drain stops waiting.
                         self.drain_scope = scope
@@ -223,6 +210,14 @@ class Runtime:
                     self._accepting = False
                     tg.cancel_scope.cancel()  # whatever a forced stop left running
                     await self._stop_lifespan(manager)
+
+    def _user_functions(self) -> list[object]:
+        """The bot's handlers, middleware and error handlers: what a stall warning names."""
+        found: list[object] = [spec.func for spec in self.bot.handlers()]
+        for router in self.bot.walk():
+            found.extend(router.registrations.middlewares)
+            found.extend(router.registrations.error_handlers.values())
+        return found
 
     async def _resume(self) -> None:
         pending = await self.inbox.pending()
@@ -238,7 +233,37 @@ class Runtime:
                 )
                 await self.inbox.complete(item.event_id)
                 continue
+            # A redelivery of a resumed event is a duplicate, whether it names the envelope
+            # or the message; one stored by an older imbot under its envelope id keeps it.
+            self.inbox.remember(event.id)
+            self.inbox.remember(event_key(event))
+            self.handling.resumed(item, event)
             self.dispatcher.submit(event.conversation_id or event.id, event)
+
+    async def replay(self, event_id: str) -> bool:
+        """Make a dead letter pending again and queue it on its lane now.
+
+        Args:
+            event_id: the key the dead letter is kept under (as ``dead_letters()`` lists
+                it), or its event's envelope id (``evt_…``).
+
+        Returns:
+            ``False`` when no dead letter has that id.
+        """
+        inbox = self.inbox
+        item = await inbox.requeue(event_id)
+        if item is None:
+            for letter in await inbox.dead_letters():
+                if _envelope_id(letter.raw) == event_id:
+                    item = await inbox.requeue(letter.event_id)
+                    break
+            if item is None:
+                return False
+        event = parse_event(item.raw)
+        _log.info("replaying a dead letter", event_id=event.id, key=item.event_id)
+        self.handling.adopt(item.event_id, event)
+        self.dispatcher.submit(event.conversation_id or event.id, event)
+        return True
 
     async def _start_lifespan(
         self, lifespan: Lifespan | None

@@ -1,9 +1,11 @@
 """Sending a message from a handler or from the bot: media arguments and idempotency keys.
 
 Exactly-once sends: every message a handler sends carries an ``Idempotency-Key`` made by
-``idempotency_key(event.id, n)``, ``n`` counting the sends of this handling (1, 2, …). A
-redelivered or replayed event re-runs its handler, which sends under the same keys, and the
-API replays the first result instead of sending again.
+``idempotency_key(key, n)``, where ``key`` names what the event is about (``event_key``:
+the inbound message or tapback, not the envelope) and ``n`` counts the sends of this
+handling (1, 2, …). A redelivered or replayed event re-runs its handler, which sends under
+the same keys, even if the redelivery came in a new envelope, and the API replays the first
+result instead of sending again.
 """
 
 from __future__ import annotations
@@ -23,17 +25,21 @@ MediaInput = str | bytes | os.PathLike[str] | MediaUpload
 """Media for a send: a URL (sent as is), a path or bytes (uploaded first), or an upload."""
 
 
-def idempotency_key(event_id: str, ordinal: int) -> str:
+def idempotency_key(key: str, ordinal: int) -> str:
     """The ``Idempotency-Key`` of the ``ordinal``-th send made while handling an event.
 
     This is the only place the key is derived, so a re-run of the same event sends under
     the same keys.
 
     Example:
-        >>> idempotency_key("evt_01J0R8Z4M6K2", 1)
-        'imbot:evt_01J0R8Z4M6K2:1'
+        >>> idempotency_key("imessage.received:5b0c1e7a-3f5d-4c61-9a0e-2b7f0d1e4a11", 1)
+        'imbot:imessage.received:5b0c1e7a-3f5d-4c61-9a0e-2b7f0d1e4a11:1'
+
+    Args:
+        key: the key the inbox keeps the event under (``imbot.bot.inbox.event_key``).
+        ordinal: 1 for the handling's first send, 2 for the next…
     """
-    return f"imbot:{event_id}:{ordinal}"
+    return f"imbot:{key}:{ordinal}"
 
 
 async def media_url(client: InkboxClient, media: MediaInput) -> str:
@@ -70,7 +76,8 @@ async def send_message(
         to: a connected human's E.164 number.
         media: a URL, a path or bytes to upload, or a ``MediaUpload``.
         effect: a bubble or screen effect.
-        reply_to: the message to reply to natively.
+        reply_to: the message to reply to natively; sent with ``plain_reply_fallback``, so
+            the text still arrives where native replies are not supported.
         idempotency_key: the key that makes a retried send safe.
     """
     urls = None if media is None else [await media_url(client, media)]
@@ -81,5 +88,6 @@ async def send_message(
         media_urls=urls,
         send_style=effect,
         reply_to_message_id=reply_to,
+        plain_reply_fallback=True if reply_to is not None else None,
         idempotency_key=idempotency_key,
     )

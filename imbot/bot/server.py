@@ -3,10 +3,17 @@
 One POST goes through, in order:
 
 ```
-size limit ──► signature + timestamp ──► parse ──► receive(event, raw) ──► 200 {"ok": true}
-   413             401 (no detail)         400        (dedupe + enqueue)
-                                    unknown type: 200, logged
+signature headers ──► size limit ──► body (timed, ──► HMAC ──► parse ──► receive ──► 200
+(present, ASCII,        413          budgeted)        401       400     (dedupe +    {"ok":
+ timestamp in window)               408 / 503                           enqueue)      true}
+   401 (no detail)                                            unknown type: 200, logged
 ```
+
+The headers are judged before a byte of the body is read, so a request that cannot be
+signed costs no buffering; the body must arrive within ``body_timeout`` and all bodies
+being read share ``max_buffered_bytes``. ``serve_app`` accepts connections through
+``imbot.bot.listener.Listener``: at most ``max_connections`` (below the open-files limit), and
+a connection that sends no request headers within ``header_timeout`` is closed.
 
 ``receive`` only records and enqueues the event (the bot's ``feed``); handlers run later on
 the dispatcher, so the 200 never waits for them. The success path allocates little and logs
@@ -16,20 +23,33 @@ and parses JSON.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
 import anyio.abc
 from aiohttp import web
-from aiohttp.streams import StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from imbot.bot.limits import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
+    ByteBudget,
+    check_limits,
+    connection_cap,
+    open_files_limit,
+    read_capped,
+)
+from imbot.bot.listener import Connection, Listener
 from imbot.errors import InvalidSignature, MalformedEvent, SetupError
 from imbot.events import AnyEvent, UnknownEvent, parse_event
 from imbot.log import get_logger
-from imbot.net import cannot_listen
-from imbot.webhooks import verify
+from imbot.net import bind_listener
+from imbot.webhooks import REQUEST_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app", "serve_app"]
 
@@ -49,27 +69,47 @@ _TOO_LARGE = b'{"error":"body too large"}'
 _UNAUTHORIZED = b'{"error":"invalid signature"}'
 _MALFORMED = b'{"error":"malformed event"}'
 _UNAVAILABLE = b'{"error":"unavailable"}'
+_TIMEOUT = b'{"error":"request timeout"}'
+
+_INKBOX_PREFIX = "x-inkbox-"
+_SIGNATURE_PREFIX = "sha256="
+_SIGNATURE_LENGTH = len(_SIGNATURE_PREFIX) + 64  # sha256= and 64 hex digits
+_MAX_REQUEST_ID = 256
+_MAX_TIMESTAMP_DIGITS = 12
 
 
 def _response(status: int, body: bytes) -> web.Response:
     return web.Response(status=status, body=body, headers=_JSON)
 
 
-async def _read_capped(stream: StreamReader, limit: int) -> bytes | None:
-    """Read the whole body, or return ``None`` as soon as it passes ``limit`` bytes."""
-    chunk = await stream.readany()
-    if stream.is_eof():
-        # The common case: a small body arrives in one piece.
-        return chunk if len(chunk) <= limit else None
-    parts = [chunk]
-    size = len(chunk)
-    # Chunked (or compressed) bodies have no trustworthy length: count while reading.
-    while size <= limit:
-        chunk = await stream.readany()
-        if not chunk:
-            return b"".join(parts)
-        parts.append(chunk)
-        size += len(chunk)
+def _header_problem(headers: CIMultiDictProxy[str], tolerance: float) -> str | None:
+    """Why the signature headers cannot be right, judged before the body; ``None`` if they may.
+
+    The reasons are those of ``verify`` (which checks them again with the HMAC), plus
+    ``malformed_header``: an ``X-Inkbox-*`` value that is not ASCII (a raw 0xff byte
+    arrives as a lone surrogate), or a signature or request id of the wrong shape.
+    """
+    for name, value in headers.items():
+        # The value first: almost every one is ASCII, and that test is the cheaper.
+        if not value.isascii() and name[:9].lower() == _INKBOX_PREFIX:
+            return "malformed_header"
+    signature = headers.get(SIGNATURE_HEADER)
+    request_id = headers.get(REQUEST_ID_HEADER)
+    timestamp = headers.get(TIMESTAMP_HEADER)
+    if not signature or not request_id or not timestamp:
+        return "missing_header"
+    if not (signature.isprintable() and request_id.isprintable()):
+        return "malformed_header"
+    if not timestamp.isdigit() or len(timestamp) > _MAX_TIMESTAMP_DIGITS:
+        return "bad_timestamp"
+    if abs(time.time() - int(timestamp)) > tolerance:
+        return "stale_timestamp"
+    if (
+        len(signature) != _SIGNATURE_LENGTH
+        or not signature.startswith(_SIGNATURE_PREFIX)
+        or len(request_id) > _MAX_REQUEST_ID
+    ):
+        return "malformed_header"
     return None
 
 
@@ -81,6 +121,8 @@ def create_app(
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     tolerance: float = 300,
     health: Callable[[], Mapping[str, Any]] | None = None,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    max_buffered_bytes: int | None = None,
 ) -> web.Application:
     """Build the aiohttp application that receives Inkbox webhooks.
 
@@ -99,13 +141,27 @@ def create_app(
         max_body_size: larger bodies are refused with 413 before they are read in full.
         tolerance: seconds the ``X-Inkbox-Timestamp`` may differ from now, either way.
         health: called on ``GET /healthz``; its mapping is merged into the JSON answer.
+        body_timeout: seconds a request has, once its headers are in, to send its whole
+            body; a slower one is answered 408 and its connection closed.
+        max_buffered_bytes: bytes of bodies buffered across all requests being read; a
+            request that would pass it is answered 503 (Inkbox delivers it again later).
+            By default ``DEFAULT_MAX_BUFFERED_BYTES`` (16 MiB), or ``max_body_size`` if
+            that is larger.
 
     Returns:
         The application, with ``POST {path}`` and ``GET /healthz``.
 
     Raises:
-        SetupError: ``secrets`` is an empty sequence.
+        SetupError: ``secrets`` is an empty sequence, or a limit is out of range (a
+            timeout not positive, ``max_buffered_bytes`` below ``max_body_size``).
     """
+    if max_buffered_bytes is None:
+        max_buffered_bytes = max(DEFAULT_MAX_BUFFERED_BYTES, max_body_size)
+    check_limits(
+        body_timeout=body_timeout,
+        max_body_size=max_body_size,
+        max_buffered_bytes=max_buffered_bytes,
+    )
     if callable(secrets):
         get_secrets: Callable[[], Sequence[str]] = secrets
     else:
@@ -120,15 +176,42 @@ def create_app(
         def get_secrets() -> Sequence[str]:
             return fixed
 
+    budget = ByteBudget(max_buffered_bytes)
+
     async def webhook(request: web.Request) -> web.Response:
+        # Headers first: a request that cannot be signed is refused before its body is read.
+        problem = _header_problem(request.headers, tolerance)
+        if problem is not None:
+            return _reject(401, _UNAUTHORIZED, problem, request)
+        keys = get_secrets()
+        if not keys:
+            return _reject(401, _UNAUTHORIZED, "no_secret", request)
         length = request.content_length
         if length is not None and length > max_body_size:
             return _reject(413, _TOO_LARGE, "body_too_large", request)
-        body = await _read_capped(request.content, max_body_size)
-        if body is None:
-            return _reject(413, _TOO_LARGE, "body_too_large", request)
         try:
-            verify(body, request.headers, get_secrets(), tolerance=tolerance)
+            if request.content.is_eof():  # the whole body came with the headers: no timer
+                body = await read_capped(request.content, max_body_size, budget)
+            else:
+                async with asyncio.timeout(body_timeout):
+                    body = await read_capped(request.content, max_body_size, budget)
+        except TimeoutError:
+            return _reject(408, _TIMEOUT, "body_timeout", request)
+        except ConnectionError:
+            # The client left mid-body: no one will read an answer, and nothing went wrong here.
+            return _response(400, _MALFORMED)
+        if isinstance(body, int):
+            if body == 413:
+                return _reject(413, _TOO_LARGE, "body_too_large", request)
+            return _reject(503, _UNAVAILABLE, "buffer_full", request)
+        try:
+            return await deliver(body, request, keys)
+        finally:
+            budget.give(len(body))
+
+    async def deliver(body: bytes, request: web.Request, keys: Sequence[str]) -> web.Response:
+        try:
+            verify(body, request.headers, keys, tolerance=tolerance)
         except InvalidSignature as exc:
             # The reason goes to the log only: a prober learns nothing from the answer.
             return _reject(401, _UNAUTHORIZED, exc.reason, request)
@@ -150,6 +233,11 @@ def create_app(
         payload: dict[str, Any] = {"status": "ok"}
         if health is not None:
             payload.update(health())
+        if payload.get("running") is False:
+            # A bot that cannot take events must fail its health check, so that a
+            # supervisor or load balancer acts: never 200 with "running": false.
+            payload["status"] = "unavailable"
+            return web.json_response(payload, status=503)
         return web.json_response(payload)
 
     app = web.Application(client_max_size=max_body_size)
@@ -170,7 +258,30 @@ def _reject(
         remote=request.remote,
         content_length=request.content_length,
     )
-    return _response(status, body)
+    response = _response(status, body)
+    if not request.content.is_eof():
+        # Part of the body is unread: the connection ends with this answer (serve_app does
+        # not drain the rest), and the client is told so.
+        response.force_close()
+    return response
+
+
+def _track_requests(server: web.Server) -> None:
+    """Tell each connection's ``Connection`` when a request starts and when it is answered."""
+    handle = server.request_handler
+
+    async def tracked(request: web.BaseRequest) -> web.StreamResponse:
+        transport = request.transport
+        conn = transport.get_protocol() if transport is not None else None
+        if not isinstance(conn, Connection):
+            return await handle(request)
+        conn.request_started()
+        try:
+            return await handle(request)
+        finally:
+            conn.request_finished()
+
+    server.request_handler = tracked
 
 
 async def serve_app(
@@ -180,6 +291,8 @@ async def serve_app(
     port: int = 8000,
     access_log: bool = False,
     shutdown_timeout: float = 5.0,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve an application until cancelled, then close it cleanly.
@@ -197,27 +310,54 @@ async def serve_app(
         access_log: log every request through aiohttp's access logger (off: it costs
             throughput, and imbot logs what matters itself).
         shutdown_timeout: seconds open requests get to finish when the server stops.
+        header_timeout: seconds a connection has to send a request's headers, from when it
+            opens or from its previous answer; then it is closed (this also ends idle
+            keep-alive connections).
+        max_connections: connections held at once, lowered to leave
+            ``imbot.bot.limits.FD_RESERVE`` descriptors free under the open-files limit.
+            At the cap, the connection idle the longest is closed for a new one; when all
+            are busy, new ones wait in the kernel's queue until one is answered or closes.
         task_status: receives the bound port once the server listens.
 
     Raises:
         OSError: the address cannot be bound (for example the port is in use); the message
             names the address.
+        SetupError: ``header_timeout`` is not positive or ``max_connections`` is below 1.
     """
-    # Signals belong to Bot.run() / the CLI, not to a library function.
+    check_limits(header_timeout=header_timeout, max_connections=max_connections)
+    cap = connection_cap(max_connections, open_files_limit())
+    # Signals belong to Bot.run() / the CLI, not to a library function. lingering_time=0:
+    # a body left unread (a refused request) is not drained for up to 10 s; aiohttp closes
+    # the connection once the answer is written.
     options: dict[str, Any] = {} if access_log else {"access_log": None}
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout, **options)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=shutdown_timeout,
+        lingering_time=0,
+        **options,
+    )
     await runner.setup()
+    listener: Listener | None = None
     try:
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise cannot_listen(host, port, exc) from exc
-        bound = int(runner.addresses[0][1])
-        _log.info("server.listening", host=host, port=bound)
+        assert runner.server is not None
+        _track_requests(runner.server)
+        sock = bind_listener(host, port)
+        listener = Listener(sock, runner.server, max_connections=cap, header_timeout=header_timeout)
+        await listener.start()
+        bound = int(sock.getsockname()[1])
+        _log.info(
+            "server.listening",
+            host=host,
+            port=bound,
+            max_connections=cap,
+            header_timeout=header_timeout,
+        )
         task_status.started(bound)
         await anyio.sleep_forever()
     finally:
         # Shielded: this runs while the task is being cancelled and must still close sockets.
         with anyio.CancelScope(shield=True):
+            if listener is not None:
+                await listener.aclose()
             await runner.cleanup()

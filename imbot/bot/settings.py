@@ -11,8 +11,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Self
 
-from imbot.config import SIGNING_KEY_ENV, resolve_bot_settings
+from imbot.config import SIGNING_KEY_ENV, Settings, resolve_bot_settings, resolve_settings
 from imbot.errors import MissingSigningKey, SetupError
+from imbot.log import register_secret
 from imbot.routing.router import Router
 
 if TYPE_CHECKING:
@@ -56,7 +57,27 @@ class Configurable(Router):
                 "while rotating) or pass Bot(signing_key=...). Create one with "
                 "POST /api/v1/identities/{handle}/signing-key (client.create_signing_key)"
             )
+        for key in keys:
+            register_secret(key)  # masked in every log line, whatever its shape
         return keys
+
+    def api_settings(self) -> Settings:
+        """The API key and base URL the bot's client uses (or will use once it starts).
+
+        Resolved as the client resolves them: the ``Bot(...)`` arguments (or the given
+        ``client=``'s own), then ``INKBOX_API_KEY`` / ``INKBOX_BASE_URL``, then
+        ``~/.inkbox/config``. ``imbot run`` uses it to check the key before serving.
+
+        Example:
+            >>> bot.api_settings().base_url
+            'https://inkbox.ai'
+
+        Raises:
+            ConfigError: there is no API key; the message says where to put one.
+        """
+        if self._client_arg is not None:
+            return self._client_arg.settings
+        return resolve_settings(api_key=self._api_key, base_url=self._base_url)
 
     @contextmanager
     def configured(

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 import anyio
 
 from imbot.cli._common import DEFAULT_SIM_DB, Subparsers, guard
-from imbot.cli.apploader import LoadedApp, add_app_argument, load_app
+from imbot.cli.apploader import LoadedApp, add_app_argument
+from imbot.cli.devstart import (
+    LOOPBACK,
+    POLL_INTERVAL,
+    SourceWatcher,
+    load_app_waiting,
+    probe_ports,
+    shown,
+)
 from imbot.config import (
     API_KEY_ENV,
     BASE_URL_ENV,
@@ -32,7 +40,6 @@ from imbot.config import (
     resolve_sim_admin_key,
 )
 from imbot.errors import DevError, single_exception
-from imbot.net import probe_port
 
 if TYPE_CHECKING:
     import anyio.abc
@@ -41,9 +48,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DevError", "DevOptions", "SourceWatcher", "add_parser", "run", "run_dev"]
 
-POLL_INTERVAL = 0.5
-"""Seconds between two looks at the source files' modification times."""
-
 STOP_TIMEOUT = 5.0
 """Seconds the bot gets to finish its handlers when it is reloaded or stopped."""
 
@@ -51,7 +55,7 @@ STOP_TIMEOUT = 5.0
 _DEV_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 
 # The simulator and the bot talk over the loopback only.
-_LOOPBACK = "127.0.0.1"
+_LOOPBACK = LOOPBACK
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +69,7 @@ class DevOptions:
         admin_key: the simulator's admin key (``--admin-key``, else ``IMBOT_SIM_ADMIN_KEY``);
             ``None`` reuses the stored one.
         reload: restart the bot when its source changes.
+        chaos: the simulator's chaos mode spec (``--chaos``), or ``None`` for none.
     """
 
     port: int = 8787
@@ -72,6 +77,7 @@ class DevOptions:
     db: str = DEFAULT_SIM_DB
     admin_key: str | None = field(default=None, repr=False)
     reload: bool = True
+    chaos: str | None = None
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -106,6 +112,13 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--no-reload", action="store_true", help="do not restart the bot when files change"
     )
+    parser.add_argument(
+        "--chaos",
+        default=None,
+        metavar="SPEC",
+        help="run the simulator in chaos mode: a preset (mild, bad-day) and/or key=value "
+        "pairs, e.g. 'seed=7,api=10%%,webhooks=10%%' (see docs/simulator.md)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -117,48 +130,13 @@ def run(args: argparse.Namespace) -> int:
         db=args.db,
         admin_key=resolve_sim_admin_key(args.admin_key),
         reload=not args.no_reload,
+        chaos=args.chaos,
     )
 
     def work() -> None:
-        run_dev(load_app(args.app), options)
+        run_dev(load_app_waiting(args.app, reload=options.reload), options)
 
     return guard("dev", work, port=args.port, host=_LOOPBACK)
-
-
-class SourceWatcher:
-    """Notices edits to the app file and to the ``.py`` files next to it.
-
-    Example:
-        >>> watcher = SourceWatcher(Path("examples/echo.py"))
-        >>> watcher.changed()      # [] until a file is saved, added or removed
-        []
-    """
-
-    def __init__(self, source: Path) -> None:
-        """Remember the current state of ``source`` and its folder's ``.py`` files."""
-        self.source = source
-        self.folder = source.parent
-        self._seen = self._scan()
-
-    def _scan(self) -> dict[Path, tuple[int, int]]:
-        found: dict[Path, tuple[int, int]] = {}
-        try:
-            files = [p for p in self.folder.glob("*.py") if not p.name.startswith(".")]
-        except OSError:
-            files = []
-        for path in {*files, self.source}:
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            found[path] = (stat.st_mtime_ns, stat.st_size)
-        return found
-
-    def changed(self) -> list[Path]:
-        """The files saved, added or removed since the last call, sorted."""
-        now = self._scan()
-        before, self._seen = self._seen, now
-        return sorted(p for p in now.keys() | before.keys() if now.get(p) != before.get(p))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -222,6 +200,11 @@ class _BotProcess:
             str(self.port),
             "--parent-pid",
             str(os.getpid()),
+            # Its errors are this command's: `imbot dev: error: ...`.
+            "--command-name",
+            "dev",
+            # The key and the simulator are this process's own: nothing to check.
+            "--no-api-check",
         ]
         # Its own session: Ctrl-C reaches only `imbot dev`, which stops the bot in order.
         self.process = await anyio.open_process(
@@ -261,13 +244,23 @@ def _say(text: str) -> None:
     print(f"imbot dev: {text}", flush=True)
 
 
-def _announce(app: LoadedApp, sim: Simulator, handle: str, webhook: str, reload: bool) -> None:
-    try:
-        where = app.source.relative_to(Path.cwd())
-    except ValueError:
-        where = app.source
+def _announce(
+    app: LoadedApp, sim: Simulator, handle: str, webhook: str, *, reload: bool, bot: _BotProcess
+) -> None:
+    where = shown(app.source)
+    if bot.exited:
+        # The bot's own error is printed above; say what happens next, once.
+        bot.reported = True
+        code = bot.process.returncode if bot.process is not None else None
+        then = "save a fix and it starts" if reload else "fix it and restart imbot dev"
+        first = (
+            f"imbot dev: the simulator is running, but @{handle} did not start "
+            f"(exit code {code}, see above); {then}"
+        )
+    else:
+        first = f"imbot dev: @{handle} is running in the simulator"
     lines = [
-        f"imbot dev: @{handle} is running in the simulator",
+        first,
         f"  Chat page:    {sim.chat_url}",
         f"  Text:         connect @{handle}   to {sim.triage_number}   (on the chat page, "
         "or with `imbot chat`)",
@@ -276,6 +269,9 @@ def _announce(app: LoadedApp, sim: Simulator, handle: str, webhook: str, reload:
     ]
     if reload:
         lines.append(f"  Reloads when {where} or a .py file next to it changes.")
+    chaos = sim.chaos.config
+    if sim.chaos.enabled and chaos is not None:
+        lines.append(f"  Chaos mode:   {chaos.spec()}   (switch it on the chat page)")
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
 
@@ -313,10 +309,7 @@ def _report_exit(bot: _BotProcess, watcher: SourceWatcher | None) -> None:
 async def _serve(app: LoadedApp, options: DevOptions) -> None:
     from imbot.sim import Simulator
 
-    try:
-        bot_port = probe_port(_LOOPBACK, options.bot_port, how="--bot-port")
-    except OSError as exc:
-        raise DevError(exc.strerror or str(exc)) from None
+    bot_port = probe_ports(options.port, options.bot_port)
     try:
         sim = Simulator(
             db=options.db,
@@ -324,6 +317,7 @@ async def _serve(app: LoadedApp, options: DevOptions) -> None:
             admin_key=options.admin_key,
             delivery_delay=0.2,
             webhook_retry_delays=_DEV_RETRIES,
+            chaos=options.chaos,
         )
     except ValueError as exc:
         raise DevError(str(exc)) from None
@@ -331,7 +325,8 @@ async def _serve(app: LoadedApp, options: DevOptions) -> None:
     webhook = f"http://{_LOOPBACK}:{bot_port}/webhook"
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with sim:
-            credentials = await _provision(sim, handle, webhook)
+            with sim.chaos.paused():  # setting up is not the bot's bad day
+                credentials = await _provision(sim, handle, webhook)
             env = child_environment(
                 {
                     API_KEY_ENV: credentials.api_key,
@@ -345,9 +340,8 @@ async def _serve(app: LoadedApp, options: DevOptions) -> None:
             watcher = SourceWatcher(app.source) if options.reload else None
             try:
                 async with anyio.create_task_group() as tg:
-                    if not await bot.start():
-                        _report_exit(bot, watcher)
-                    _announce(app, sim, handle, webhook, options.reload)
+                    await bot.start()
+                    _announce(app, sim, handle, webhook, reload=options.reload, bot=bot)
                     tg.start_soon(_supervise, bot, watcher, handle)
                     async for _ in signals:
                         break

@@ -1,6 +1,7 @@
 """The ``imbot`` command line: the argument parser and the dispatch to one module per command.
 
-Each command lives in its own module (``run``, ``dev``, ``sim``, ``chat``, ``setup``), which
+Each command lives in its own module (``run``, ``dev``, ``sim``, ``chat``, ``setup``,
+``dead_letters``), which
 has the same two functions:
 
 - ``add_parser(subparsers)`` registers the command and its options, and sets ``handler``;
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from imbot._version import __version__
-from imbot.cli import chat, dev, run, setup, sim
+from imbot.cli import chat, dead_letters, dev, run, setup, sim
 from imbot.cli._common import EXIT_USAGE, Subparsers
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
@@ -38,7 +39,7 @@ class Command(Protocol):
         """Do the command's work; return the exit code."""
 
 
-COMMANDS: tuple[Command, ...] = (run, dev, sim, chat, setup)
+COMMANDS: tuple[Command, ...] = (run, dev, sim, chat, setup, dead_letters)
 """The command modules, in the order ``imbot --help`` lists them."""
 
 

@@ -22,7 +22,9 @@ import anyio
 from pydantic import ValidationError
 
 from imbot._version import __version__
+from imbot.client._paging import RowT, walk_by_offset
 from imbot.client.backoff import RetryPolicy, parse_retry_after
+from imbot.client.error_map import error_for_response
 from imbot.client.transport import AiohttpTransport, Request, Response, Transport
 from imbot.config import Settings, resolve_settings
 from imbot.errors import (
@@ -31,9 +33,8 @@ from imbot.errors import (
     InvalidRequest,
     SetupError,
     TransportError,
-    error_for_response,
 )
-from imbot.log import get_logger
+from imbot.log import get_logger, register_secret
 
 T = TypeVar("T")
 
@@ -200,6 +201,7 @@ class _BaseClient:
         elif api_key is not None or base_url is not None:
             raise ConfigError("give either settings= or api_key= / base_url=, not both")
         self.settings = settings
+        register_secret(settings.api_key)  # masked in every log line from now on
         self._api = settings.base_url + "/api/v1"
         self._timeout = timeout
         self._policy = RetryPolicy(max_attempts=max_attempts, max_retry_after=max_retry_after)
@@ -308,7 +310,8 @@ class _BaseClient:
                         return parse(response.body)
                     except ValidationError as exc:
                         if not _is_json_error(exc):
-                            raise _shape_error(request, exc, idempotency_key) from exc
+                            # Not chained: pydantic's text quotes the answer (message text).
+                            raise _shape_error(request, exc, idempotency_key) from None
                         # Cut off mid-body: worth another try when the request is idempotent.
                         error = TransportError(
                             f"{method} {request.url}: the answer is not JSON",
@@ -340,22 +343,15 @@ class _BaseClient:
         )
 
     @staticmethod
-    def _pages(fetch: Callable[[int, int], Awaitable[list[T]]], page_size: int) -> AsyncIterator[T]:
+    def _pages(
+        fetch: Callable[[int, int], Awaitable[list[RowT]]], page_size: int
+    ) -> AsyncIterator[RowT]:
         """Walk every page of a list endpoint; ``fetch(limit, offset)`` gets one page.
 
         The page size is checked here, at the call, not at the first ``__anext__``, so a bad
-        ``iter_*`` call fails where it is written. A page shorter than ``page_size`` is the last.
+        ``iter_*`` call fails where it is written. A page shorter than ``page_size`` is the
+        last; a row met again (pushed down by rows that arrived meanwhile) is not yielded
+        twice (see ``_paging``).
         """
         check_page(page_size)
-
-        async def walk() -> AsyncIterator[T]:
-            offset = 0
-            while True:
-                page = await fetch(page_size, offset)
-                for item in page:
-                    yield item
-                if len(page) < page_size:
-                    return
-                offset += len(page)
-
-        return walk()
+        return walk_by_offset(fetch, page_size)

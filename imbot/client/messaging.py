@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
+from imbot.client._paging import end_instant, walk_by_time
 from imbot.client._request import (
     DateFilter,
     _BaseClient,
@@ -90,7 +92,7 @@ class _MessagingEndpoints(_BaseClient):
         Args:
             conversation_id: the conversation to reply into; exactly one of this and ``to``.
             to: the human's E.164 number (they must have connected and written first).
-            text: the text, up to 18,996 characters; needed unless a media URL is given.
+            text: the text, up to 18,995 characters; needed unless a media URL is given.
             media_urls: at most one URL, e.g. from ``upload_media``.
             send_style: a bubble or screen effect such as ``confetti``.
             reply_to_message_id: reply natively to this message (needs ``conversation_id``).
@@ -216,6 +218,11 @@ class _MessagingEndpoints(_BaseClient):
     ) -> AsyncIterator[Message]:
         """Iterate over every message matching the filters, page by page, newest first.
 
+        Each message is yielded once, and none is skipped, even when new ones arrive while
+        the walk is between pages: after the first page, each page asks for messages
+        created before the last one seen, so newer arrivals cannot push the pages down.
+        Messages that arrive after the first page are not part of the walk.
+
         Example:
             >>> async for message in client.iter_messages(conversation_id=cid):
             ...     print(message.text)
@@ -238,13 +245,17 @@ class _MessagingEndpoints(_BaseClient):
             "is_blocked": is_blocked,
             "include_groups": include_groups,
             "start_datetime": start_datetime,
-            "end_datetime": end_datetime,
             "tz": tz,
         }
-        return self._pages(
-            lambda limit, offset: self.list_messages(**filters, limit=limit, offset=offset),
-            page_size,
-        )
+        check_page(page_size)  # here, so that a bad call fails where it is written
+
+        async def fetch(limit: int, offset: int, before: datetime | None) -> list[Message]:
+            until = end_datetime if before is None else before
+            return await self.list_messages(
+                **filters, end_datetime=until, limit=limit, offset=offset
+            )
+
+        return walk_by_time(fetch, page_size, end_instant(end_datetime, tz))
 
     async def get_message(self, message_id: str) -> Message:
         """Get one message, with its current delivery status and tapbacks.

@@ -31,6 +31,7 @@ __all__ = [
 
 
 _INLINE_BODY_LIMIT = 1024 * 1024
+_SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization", "cookie"})
 _CACHE_SIZE = 256
 
 
@@ -51,6 +52,19 @@ class Request:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes | None = None
     timeout: float | None = None
+
+    def __repr__(self) -> str:
+        # A request turns up in tracebacks and debuggers: never show its key or its body
+        # (the message text), only enough to tell requests apart.
+        headers = {
+            name: "***" if name.lower() in _SECRET_HEADERS else value
+            for name, value in self.headers.items()
+        }
+        body = None if self.body is None else f"<{len(self.body)} bytes>"
+        return (
+            f"Request(method={self.method!r}, url={self.url!r}, headers={headers!r}, "
+            f"body={body}, timeout={self.timeout!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +192,15 @@ class AiohttpTransport:
             raise TransportError(
                 f"{request.method} {request.url}: no answer within {request.timeout} s"
             ) from exc
+        except aiohttp.ClientResponseError as exc:
+            # Its repr and args hold the request's headers, the API key among them: keep
+            # neither, not even as the cause (raised outside the handler, so no context).
+            failed = TransportError(
+                f"{request.method} {request.url}: {type(exc).__name__}: {exc.status}, {exc.message}"
+            )
         except aiohttp.ClientError as exc:
             raise TransportError(f"{request.method} {request.url}: {exc!r}") from exc
+        raise failed
 
     async def aclose(self) -> None:
         """Close the session and its pooled connections; later sends raise ``SetupError``."""

@@ -24,6 +24,8 @@ This module does no IO.
 
 from __future__ import annotations
 
+import collections
+import collections.abc
 import enum
 import inspect
 import re
@@ -33,7 +35,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model
+from pydantic.errors import PydanticUserError
 
 from imbot.errors import CommandArgumentError, SetupError
 
@@ -56,12 +59,15 @@ class CommandInfo:
         aliases: other names for it.
         usage: the usage line, e.g. ``remind <minutes:int> <text>``.
         summary: the first line of the handler's docstring (``""`` when it has none).
+        hidden: registered with ``hidden=True`` (or named ``connect``): it works, and the
+            help message leaves it out.
     """
 
     name: str
     aliases: tuple[str, ...]
     usage: str
     summary: str
+    hidden: bool = False
 
 
 def check_command_name(name: str) -> str:
@@ -144,6 +150,104 @@ def _type_label(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+# A word is one value: an annotation that is a collection can never be filled from one.
+_SEQUENCES = frozenset(
+    {
+        list,
+        tuple,
+        set,
+        frozenset,
+        collections.deque,
+        collections.abc.Sequence,
+        collections.abc.MutableSequence,
+        collections.abc.Set,
+        collections.abc.MutableSet,
+        collections.abc.Collection,
+        collections.abc.Iterable,
+    }
+)
+_MAPPINGS = frozenset({dict, collections.abc.Mapping, collections.abc.MutableMapping})
+
+
+def _show(annotation: Any) -> str:
+    """An annotation as the user wrote it: ``list[int]``, ``Thing``."""
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("collections.abc.", "")
+
+
+def _collection_kind(annotation: Any) -> tuple[str, Any] | None:
+    """``("list", item type)`` or ``("dict", None)`` when a word can never fill the annotation.
+
+    ``Annotated[...]`` is left alone: its validators may well turn one word into a list.
+    """
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for member in typing.get_args(annotation):
+            found = _collection_kind(member)
+            if found is not None:
+                return found
+        return None
+    kind = origin if origin is not None else annotation
+    if kind in _SEQUENCES:
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return "list", args[0] if args else str
+    if kind in _MAPPINGS:
+        return "dict", None
+    return None
+
+
+def _check_word_type(annotation: Any, param: inspect.Parameter, handler: str) -> None:
+    """Refuse a collection annotation (``list[int]``, ``dict``), saying what to write instead.
+
+    Raises:
+        SetupError: no word can ever fill the annotation.
+    """
+    found = _collection_kind(annotation)
+    if found is None:
+        return
+    star = "*" if param.kind is inspect.Parameter.VAR_POSITIONAL else ""
+    written = f"{star}{param.name}: {_show(annotation)}"
+    what, item = found
+    if what == "dict":
+        raise SetupError(
+            f"parameter {written!r} of command handler {handler} takes one word, which "
+            f"cannot be a {_show(annotation)}; take the rest of the text with "
+            f"`*, {param.name}: str` and parse it in the handler"
+        )
+    if star:
+        raise SetupError(
+            f"parameter {written!r} of command handler {handler}: *{param.name} already "
+            "collects the remaining words into a list; annotate the type of one word: write "
+            f"`*{param.name}: {_show(item)}`"
+        )
+    raise SetupError(
+        f"parameter {written!r} of command handler {handler} takes one word, which cannot "
+        f"be a list; to take the remaining words as a list, write `*{param.name}: "
+        f"{_show(item)}` (after the one-word parameters)"
+    )
+
+
+def _unbuildable(fields: dict[str, Any], params: dict[str, inspect.Parameter], handler: str) -> str:
+    """Why pydantic cannot build the arguments' model: the first parameter whose type fails."""
+    for key, (annotation, _) in fields.items():
+        try:
+            TypeAdapter(annotation)
+        except PydanticUserError:
+            name = _show(annotation)
+            star = "*" if params[key].kind is inspect.Parameter.VAR_POSITIONAL else ""
+            if star:
+                name = _show(typing.get_args(annotation)[0])  # the list[T] built for *words
+            return (
+                f"parameter {f'{star}{key}: {name}'!r} of command handler {handler}: a word of "
+                f"text cannot become a {name} (pydantic has no validator for it). Take "
+                f"`{star}{key}: str` and look the {name} up in the handler, or use a type "
+                "validated from text: str, int, float, bool, Literal[...], an Enum, or "
+                f"Annotated[{name}, PlainValidator(parse)] with your own parse(word)"
+            )
+    return f"the parameters of command handler {handler} cannot be validated"
+
+
 def _is_str(annotation: Any) -> bool:
     if annotation is str:
         return True
@@ -181,7 +285,9 @@ class CommandSignature:
 
         Raises:
             SetupError: the parameters cannot take a message's words (``**kwargs``, two
-                keyword-only parameters, a non-``str`` rest, ``*args`` with a rest…).
+                keyword-only parameters, a non-``str`` rest, ``*args`` with a rest, a
+                ``list[int]`` where ``*numbers: int`` is meant, a type pydantic cannot
+                build from text…).
         """
         name = _qualname(func)
         params = list(inspect.signature(func).parameters.values())
@@ -203,6 +309,8 @@ class CommandSignature:
                     f"command handler {name} cannot take **{param.name}: command arguments "
                     "are words, bound by position"
                 )
+            if param.kind is not inspect.Parameter.KEYWORD_ONLY:
+                _check_word_type(annotation, param, name)
             if param.kind is inspect.Parameter.VAR_POSITIONAL:
                 variadic = _Param(param.name, label, False)
                 fields[param.name] = (list[annotation], ...)  # type: ignore[valid-type]
@@ -244,9 +352,14 @@ class CommandSignature:
                     definitions[f"f{i}"] = (kind, Field(alias=key))
                 else:
                     definitions[f"f{i}"] = (kind, Field(default=default, alias=key))
-            self._model = create_model(
-                f"{getattr(func, '__name__', 'command')}_arguments", **definitions
-            )
+            try:
+                self._model = create_model(
+                    f"{getattr(func, '__name__', 'command')}_arguments", **definitions
+                )
+            except PydanticUserError:
+                # pydantic's own advice (arbitrary_types_allowed) does not apply to words.
+                kinds = {p.name: p for p in params[1:]}
+                raise SetupError(_unbuildable(fields, kinds, name)) from None
 
     def usage(self, name: str, prefix: str = "") -> str:
         """The usage line, e.g. ``remind <minutes:int> <text>``.

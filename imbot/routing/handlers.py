@@ -124,7 +124,7 @@ class HandlerSpec:
 
     Attributes:
         func: the handler as registered (returned unchanged by the decorator).
-        kind: ``message``, ``command``, ``tapback``, ``sent``, ``delivered``,
+        kind: ``message``, ``command``, ``connect``, ``tapback``, ``sent``, ``delivered``,
             ``delivery_failed`` or ``event``.
         name: the handler's qualified name, for logs.
         filter: all the handler's filters combined, or ``None``.
@@ -132,6 +132,8 @@ class HandlerSpec:
         command: for commands, the name and how arguments bind.
         command_name: the command's name.
         aliases: the command's other names.
+        summary: the first line of the handler's docstring.
+        hidden: the command works but ``bot.help_text()`` does not list it.
         call: the handler wrapped in its middleware chain, set when the bot starts.
         error_handlers: error handler maps from the innermost router outwards, set at start.
     """
@@ -145,6 +147,7 @@ class HandlerSpec:
     command_name: str | None = None
     aliases: tuple[str, ...] = ()
     summary: str = ""
+    hidden: bool = False
     call: Next | None = None
     error_handlers: tuple[dict[type[BaseException], ErrorHandler], ...] = ()
     _regex: re.Pattern[str] | None = field(default=None, repr=False)

@@ -1,4 +1,8 @@
-"""The commands a router tree understands, and the help message that lists them. Pure."""
+"""The commands a router tree understands, and the help message that lists them. Pure.
+
+A hidden command (``@bot.command("connect")``, or any registered with ``hidden=True``) is in
+``bot.commands`` but not in the help message: it works, it is just not advertised.
+"""
 
 from __future__ import annotations
 
@@ -27,16 +31,17 @@ def list_commands(root: Router, prefixes: Sequence[str]) -> list[CommandInfo]:
         if spec.command is None or spec.command_name is None:
             continue
         usage = spec.command.usage(spec.command_name, prefix)
-        found.append(CommandInfo(spec.command_name, spec.aliases, usage, spec.summary))
+        found.append(CommandInfo(spec.command_name, spec.aliases, usage, spec.summary, spec.hidden))
     return found
 
 
 def help_text(commands: Sequence[CommandInfo]) -> str:
-    """A help message listing commands with their usage, summary and aliases."""
-    if not commands:
+    """A help message listing commands with their usage, summary and aliases; not the hidden."""
+    shown = [command for command in commands if not command.hidden]
+    if not shown:
         return "This bot has no commands: just write to it."
     lines = ["Commands:"]
-    for command in commands:
+    for command in shown:
         line = command.usage
         if command.summary:
             line += f" — {command.summary}"

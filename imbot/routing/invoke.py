@@ -1,12 +1,17 @@
 """Invoking the handler routing chose: filters, command arguments, middleware, error handlers.
 
 ``Invoker.run(ctx)`` tries the route table's candidates for the event in order: the first
-whose filters pass runs, through its middleware chain (composed once, at start). A handler
+whose filters pass runs, through its middleware chain (composed once, at start). For a new
+connection's first message (``ctx.new_connection``, found out by the bot) the first
+``on_connect`` handler that takes it runs before that, and routing then goes on as usual. A
+handler
 may pass the event on with ``ctx.skip()`` (``raise SkipHandler``); the next candidate is
 then tried. A handler's exception goes to the most specific error handler (by the
 exception's MRO, the handler's own router first, then its parents'), and otherwise to the
-bot's report function. Routing does no IO of its own: the usage reply for bad command
-arguments and the report of unhandled errors are functions the bot hands in.
+bot's report function; a transient API error (``is_transient``) skips the error handlers
+and leaves the call, for the bot to run the event again later. Routing does no IO of its
+own: the usage reply for bad command arguments and the report of unhandled errors are
+functions the bot hands in.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from imbot.errors import CommandArgumentError, SkipHandler
+import anyio
+
+from imbot.errors import CommandArgumentError, HandlerTimeout, SkipHandler, is_transient
 from imbot.log import debug_enabled, get_logger
 from imbot.routing.filters import check
 from imbot.routing.handlers import HandlerSpec, name_of
@@ -57,9 +64,16 @@ class Invoker:
         >>> handled = await invoker.run(ctx)
     """
 
-    __slots__ = ("_report", "_table", "_usage_reply")
+    __slots__ = ("_handler_timeout", "_report", "_table", "_usage_reply")
 
-    def __init__(self, table: RouteTable, *, report: Report, usage_reply: UsageReply) -> None:
+    def __init__(
+        self,
+        table: RouteTable,
+        *,
+        report: Report,
+        usage_reply: UsageReply,
+        handler_timeout: float | None = None,
+    ) -> None:
         """Invoke the handlers of a compiled route table.
 
         Args:
@@ -67,10 +81,13 @@ class Invoker:
             report: told of exceptions no error handler took (and of those an error
                 handler raised).
             usage_reply: sends the usage line when a command's arguments do not fit.
+            handler_timeout: seconds a handler (with its middleware) may run before it is
+                cancelled with ``HandlerTimeout``; ``None`` for no limit.
         """
         self._table = table
         self._report = report
         self._usage_reply = usage_reply
+        self._handler_timeout = handler_timeout
 
     @property
     def table(self) -> RouteTable:
@@ -88,11 +105,23 @@ class Invoker:
         Returns:
             ``True`` when a handler ran (and did not skip), ``False`` when none took it.
         """
-        command, candidates = self._table.match(ctx.event)
+        table = self._table
+        command, candidates = table.match(ctx.event)
+        greeted = ctx.new_connection and bool(table.connect) and await self._greet(ctx)
         if command is not None and await self._attempt(ctx, command[0], command):
             return True
         for spec in candidates:
             if await self._attempt(ctx, spec, None):
+                return True
+        return greeted
+
+    async def _greet(self, ctx: Context[Any]) -> bool:
+        """Run the first ``on_connect`` handler that takes the event; routing goes on after."""
+        for spec in self._table.connect:
+            if await self._attempt(ctx, spec, None):
+                # What the greeting's filters and run left must not leak into routing.
+                ctx.handler_name = None
+                ctx.match = None
                 return True
         return False
 
@@ -115,15 +144,27 @@ class Invoker:
                     await self._usage_reply(ctx, f"Usage: {self._table.usage(spec)}\n{exc.reason}")
                     return True
             assert spec.call is not None
-            await spec.call(ctx)
+            if self._handler_timeout is None:
+                await spec.call(ctx)
+            else:
+                await self._call_with_timeout(ctx, spec)
         except SkipHandler:
             ctx.command = None
             ctx.args = {}
             ctx.handler_name = None
             return False
         except Exception as exc:
+            if is_transient(exc):
+                raise  # the API failed, not the handler: the bot runs the event again later
             await self._failed(ctx, spec, exc)
         return True
+
+    async def _call_with_timeout(self, ctx: Context[Any], spec: HandlerSpec) -> None:
+        assert spec.call is not None and self._handler_timeout is not None
+        with anyio.move_on_after(self._handler_timeout) as scope:
+            await spec.call(ctx)
+        if scope.cancelled_caught:
+            raise HandlerTimeout(spec.name, self._handler_timeout)
 
     async def _failed(self, ctx: Context[Any], spec: HandlerSpec, exc: Exception) -> None:
         event = ctx.event

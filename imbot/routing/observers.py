@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from imbot.errors import SetupError
 from imbot.events import EVENT_TYPES
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "GREETING_COMMAND",
     "CommandObserver",
     "DeliveredObserver",
     "DeliveryFailedObserver",
@@ -58,6 +59,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _E = TypeVar("_E", bound=BaseException)
 
 _HANDLER_EXAMPLE = "async def handler(ctx): ..."
+
+GREETING_COMMAND = "connect"
+"""The command the router's connect text names: hidden from the help unless ``hidden=False``."""
 _GLOB = re.compile(r"[*?\[]")
 
 AnyHandler = Callable[["Context[Any]"], Awaitable[None]]
@@ -184,19 +188,27 @@ class CommandObserver(Observer):
     """``command``: a message whose first word is the command's name (after a prefix).
 
     The handler's extra parameters are the command's arguments (see ``imbot.routing.commands``);
-    its docstring's first line is the summary ``bot.help_text()`` shows.
+    its docstring's first line is the summary ``bot.help_text()`` shows. A hidden command
+    works but is left out of the help: ``connect`` (the greeting) is hidden unless
+    ``hidden=False``.
 
     Example:
         >>> @bot.command("remind", aliases=["r"])
         ... async def remind(ctx, minutes: int, *, text: str) -> None:
         ...     '''Remind you of something in a few minutes.'''
         ...     await ctx.reply(f"OK, in {minutes} min: {text}")
+        >>> @bot.command("debug", hidden=True)   # works, not listed by help
+        ... async def debug(ctx) -> None: ...
     """
 
     __slots__ = ()
 
     def __call__(
-        self, name: str, *filters: FilterLike, aliases: Sequence[str] = ()
+        self,
+        name: str,
+        *filters: FilterLike,
+        aliases: Sequence[str] = (),
+        hidden: bool | None = None,
     ) -> Callable[[CommandHandlerT], CommandHandlerT]:
         """Register a command handler under ``name`` (see ``register``)."""
         if callable(name):
@@ -205,7 +217,8 @@ class CommandObserver(Observer):
                 "or @bot.command('name')"
             )
         return self._registrations.deferred(
-            f"command({name!r})", lambda func: self.register(func, name, *filters, aliases=aliases)
+            f"command({name!r})",
+            lambda func: self.register(func, name, *filters, aliases=aliases, hidden=hidden),
         )
 
     def register(
@@ -214,6 +227,7 @@ class CommandObserver(Observer):
         name: str,
         *filters: FilterLike,
         aliases: Sequence[str] = (),
+        hidden: bool | None = None,
     ) -> None:
         """Register a command handler.
 
@@ -222,6 +236,9 @@ class CommandObserver(Observer):
             name: the command's name, without prefix; case-insensitive.
             filters: filters that must also pass.
             aliases: other names for the same command.
+            hidden: leave the command out of ``bot.help_text()``. By default only a
+                command named ``connect`` is hidden: it answers the router's connect text
+                (the greeting), which the human never types to the bot.
 
         Raises:
             SetupError: the name is invalid, the handler is not async, or its parameters
@@ -229,6 +246,8 @@ class CommandObserver(Observer):
         """
         check_async(handler, "command handler", "async def remind(ctx, minutes: int): ...")
         primary = check_command_name(name)
+        if hidden is not None and not isinstance(hidden, bool):
+            raise SetupError(f"hidden must be True or False, got {hidden!r}")
         if isinstance(aliases, str):
             raise SetupError(f"aliases must be a list of names, e.g. aliases=[{aliases!r}]")
         others = tuple(dict.fromkeys(check_command_name(a) for a in aliases))
@@ -244,18 +263,26 @@ class CommandObserver(Observer):
                 command_name=primary,
                 aliases=others,
                 summary=summary_of(handler),
+                hidden=primary == GREETING_COMMAND if hidden is None else hidden,
             )
         )
+
+
+def _tapbacks_going(direction: str) -> Callable[[Context[Any]], bool]:
+    return lambda ctx: ctx.reaction is not None and ctx.reaction.direction == direction
 
 
 class TapbackObserver(Observer):
     """``on_tapback``: tapbacks (``imessage.reaction_received``), optionally of some kinds.
 
+    The human's tapbacks only, unless ``direction`` says otherwise: the bot's own come back
+    as outbound echoes, which a handler that tapbacks in answer would answer forever.
+
     Example:
         >>> @bot.on_tapback("love")
         ... async def loved(ctx: Context[ReactionReceived]) -> None:
         ...     await ctx.reply("❤️ right back")
-        >>> @bot.on_tapback                     # bare: every tapback
+        >>> @bot.on_tapback                     # bare: every tapback from the human
         ... async def any_tapback(ctx): ...
     """
 
@@ -270,16 +297,25 @@ class TapbackObserver(Observer):
         kind: TapbackKind | str | Sequence[TapbackKind | str] | None = None,
         /,
         *,
+        direction: Literal["inbound", "outbound", "any"] = "inbound",
         when: FilterLike | None = None,
     ) -> Callable[[TapbackHandlerT], TapbackHandlerT]: ...
 
-    def __call__(self, kind: Any = None, /, *, when: FilterLike | None = None) -> Any:
+    def __call__(
+        self,
+        kind: Any = None,
+        /,
+        *,
+        direction: Literal["inbound", "outbound", "any"] = "inbound",
+        when: FilterLike | None = None,
+    ) -> Any:
         """Register a tapback handler, bare or for some kinds (see ``register``)."""
         if callable(kind) and not isinstance(kind, str):
             self.register(kind)
             return kind
         return self._registrations.deferred(
-            "on_tapback(...)", lambda func: self.register(func, kind, when=when)
+            "on_tapback(...)",
+            lambda func: self.register(func, kind, direction=direction, when=when),
         )
 
     def register(
@@ -287,6 +323,7 @@ class TapbackObserver(Observer):
         handler: AnyHandler,
         kind: TapbackKind | str | Sequence[TapbackKind | str] | None = None,
         *,
+        direction: Literal["inbound", "outbound", "any"] = "inbound",
         when: FilterLike | None = None,
     ) -> None:
         """Register a tapback handler.
@@ -295,9 +332,20 @@ class TapbackObserver(Observer):
             handler: ``async def handler(ctx)``.
             kind: a tapback kind or several (``"love"``, ``TapbackKind.LIKE``…); all when
                 omitted.
+            direction: ``"inbound"`` (the human's tapbacks, the default), ``"outbound"``
+                (echoes of the bot's own) or ``"any"``.
             when: an extra filter that must pass.
+
+        Raises:
+            SetupError: ``direction`` is not one of the three.
         """
+        if direction not in ("inbound", "outbound", "any"):
+            raise SetupError(
+                f"on_tapback: direction must be 'inbound', 'outbound' or 'any', got {direction!r}"
+            )
         checks: list[FilterLike] = []
+        if direction != "any":
+            checks.append(_tapbacks_going(direction))
         if kind is not None:
             kinds = [kind] if isinstance(kind, str) else list(kind)
             checks.append(Tapback(*kinds))

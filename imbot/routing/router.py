@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from imbot.errors import SetupError
+from imbot.routing.connect import ConnectObserver
 from imbot.routing.hooks import ErrorObserver, HookObserver, MiddlewareObserver
 from imbot.routing.observers import (
     CommandObserver,
@@ -56,7 +57,9 @@ class Router:
     Attributes:
         on_message: incoming messages that pass the filters (bare or called).
         command: a command, by name (always called).
-        on_tapback: tapbacks, of some kinds or all (bare or called).
+        on_connect: the human's first message after connecting, before it is routed
+            (bare or called).
+        on_tapback: the human's tapbacks, of some kinds or all (bare or called).
         on_sent: ``imessage.sent`` (bare or called).
         on_delivered: ``imessage.delivered`` (bare or called).
         on_delivery_failed: ``imessage.delivery_failed`` (bare or called).
@@ -69,6 +72,7 @@ class Router:
 
     on_message: MessageObserver
     command: CommandObserver
+    on_connect: ConnectObserver
     on_tapback: TapbackObserver
     on_sent: SentObserver
     on_delivered: DeliveredObserver
@@ -84,6 +88,7 @@ class Router:
         self._registrations = registrations = Registrations(self.name)
         self.on_message = MessageObserver(registrations)
         self.command = CommandObserver(registrations)
+        self.on_connect = ConnectObserver(registrations)
         self.on_tapback = TapbackObserver(registrations)
         self.on_sent = SentObserver(registrations, "sent")
         self.on_delivered = DeliveredObserver(registrations, "delivered")
@@ -135,23 +140,34 @@ class Router:
         name: str,
         *filters: FilterLike,
         aliases: Sequence[str] = (),
+        hidden: bool | None = None,
     ) -> None:
         """Register a command handler; the method twin of ``command``.
 
         Example:
             >>> bot.add_command(remind, "remind", aliases=["r"])
+            >>> bot.add_command(debug, "debug", hidden=True)   # not listed by help
 
         Raises:
             SetupError: the name is invalid, the handler is not async, or its parameters
                 cannot take a message's words.
         """
-        self.command.register(handler, name, *filters, aliases=aliases)
+        self.command.register(handler, name, *filters, aliases=aliases, hidden=hidden)
+
+    def add_connect_handler(self, handler: _Handler, *, when: FilterLike | None = None) -> None:
+        """Register a handler for a new connection's first message; the twin of ``on_connect``.
+
+        Example:
+            >>> bot.add_connect_handler(greet)
+        """
+        self.on_connect.register(handler, when=when)
 
     def add_tapback_handler(
         self,
         handler: _Handler,
         kind: TapbackKind | str | Sequence[TapbackKind | str] | None = None,
         *,
+        direction: Literal["inbound", "outbound", "any"] = "inbound",
         when: FilterLike | None = None,
     ) -> None:
         """Register a tapback handler; the method twin of ``on_tapback``.
@@ -159,7 +175,7 @@ class Router:
         Example:
             >>> bot.add_tapback_handler(loved, "love")
         """
-        self.on_tapback.register(handler, kind, when=when)
+        self.on_tapback.register(handler, kind, direction=direction, when=when)
 
     def add_sent_handler(self, handler: _Handler, *, when: FilterLike | None = None) -> None:
         """Register an ``imessage.sent`` handler; the method twin of ``on_sent``."""

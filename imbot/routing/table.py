@@ -7,8 +7,10 @@ For one event:
 3. **filters**: the candidates in registration order; the first whose filters pass runs
    (``imbot.routing.invoke`` evaluates them).
 
-Outbound echoes never reach message handlers or commands. Building the table also composes
-each handler's middleware chain and its error-handler maps, so nothing is built per event.
+Outbound echoes never reach message handlers or commands. ``on_connect`` handlers are no
+candidates: they are in ``connect``, tried before all of these for a new connection's first
+message (see ``imbot.routing.connect``). Building the table also composes each handler's
+middleware chain and its error-handler maps, so nothing is built per event.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class RouteTable:
 
     Attributes:
         commands: handler by command name and alias.
+        connect: the ``on_connect`` handlers, in registration order.
         startup: startup hooks, in registration order.
         shutdown: shutdown hooks, in reverse registration order.
     """
@@ -51,6 +54,7 @@ class RouteTable:
         "_unknown",
         "_usage_prefix",
         "commands",
+        "connect",
         "shutdown",
         "startup",
     )
@@ -86,7 +90,8 @@ class RouteTable:
                         f"command {name!r} is registered twice: by {other.name} and {spec.name}"
                     )
                 self.commands[name] = spec
-        plain = [s for s in specs if s.command_name is None]
+        plain = [s for s in specs if s.command_name is None and s.kind != "connect"]
+        self.connect = tuple(s for s in specs if s.kind == "connect")
         self._by_type = {t: tuple(s for s in plain if s.serves(t)) for t in EVENT_TYPES}
         received = self._by_type["imessage.received"]
         self._inbound = received

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["InboxStore", "InstantStateStore", "PendingEvent", "StateStore"]
+__all__ = ["DeadLetter", "InboxStore", "InstantStateStore", "PendingEvent", "StateStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,12 +18,44 @@ class PendingEvent:
     """An event that was accepted but not yet marked complete.
 
     Attributes:
-        event_id: the envelope id (``evt_…``).
+        event_id: the key it was accepted under (``imbot.bot.inbox.event_key``: the message
+            or tapback it is about; the envelope id ``evt_…`` for other events, and for
+            events an older imbot accepted).
         raw: the webhook body exactly as received; parse it with ``imbot.events.parse_event``.
+        starts: times its handling started after a restart without reaching an outcome (a
+            crash loop shows here; see ``InboxStore.started``).
+        first_failed_at: when its handler first failed on a transient API error (Unix
+            seconds), or ``None``; the retry deadline counts from here.
     """
 
     event_id: str
     raw: bytes
+    starts: int = 0
+    first_failed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event given up on: kept, listed and replayable, never handled again by itself.
+
+    Attributes:
+        event_id: the key it was accepted under (see ``PendingEvent``).
+        raw: the webhook body as received.
+        reason: ``"deadline"`` (transient failures past the retry deadline) or ``"poison"``
+            (its handling crashed the process again and again).
+        error: the last error, as text.
+        attempts: how many times its handling was tried.
+        first_failed_at: when it first failed (Unix seconds), if it failed in-process.
+        dead_at: when it became a dead letter (Unix seconds).
+    """
+
+    event_id: str
+    raw: bytes
+    reason: str
+    error: str
+    attempts: int
+    first_failed_at: float | None
+    dead_at: float
 
 
 @runtime_checkable
@@ -49,6 +81,39 @@ class InboxStore(Protocol):
 
     async def pending(self) -> list[PendingEvent]:
         """Return the accepted events not yet completed, oldest first."""
+        ...
+
+    async def started(self, event_id: str) -> int:
+        """Count one more start of a pending event's handling; return the count.
+
+        The bot calls it for events it resumes after a restart, before their handler runs,
+        so an event whose handling kills the process is seen for what it is. A transient
+        failure (``failed``) resets the count.
+        """
+        ...
+
+    async def failed(self, event_id: str, error: str) -> float:
+        """Record that the event's handler failed on a transient error; it stays pending.
+
+        Returns:
+            When it first failed (Unix seconds): the retry deadline counts from there.
+        """
+        ...
+
+    async def dead_letter(self, event_id: str, *, reason: str, error: str, attempts: int) -> None:
+        """Move a pending event to the dead letters (its id stays in the dedupe window)."""
+        ...
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """Return the dead letters, oldest first."""
+        ...
+
+    async def requeue(self, event_id: str) -> PendingEvent | None:
+        """Move a dead letter back to the pending events, its counts reset.
+
+        Returns:
+            The event, now pending; ``None`` when no dead letter has that id.
+        """
         ...
 
     async def close(self) -> None:

@@ -9,10 +9,11 @@ webhook's hot path.
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from typing import Any
 
-from imbot.storage.base import PendingEvent
+from imbot.storage.base import DeadLetter, PendingEvent
 
 __all__ = ["MemoryInboxStore", "MemoryStateStore"]
 
@@ -33,7 +34,7 @@ class MemoryInboxStore:
 
     durable = False
 
-    __slots__ = ("_order", "_pending", "_seen", "_window")
+    __slots__ = ("_dead", "_failed_at", "_order", "_pending", "_seen", "_starts", "_window")
 
     def __init__(self, *, window: int = DEFAULT_DEDUPE_WINDOW) -> None:
         """Create an empty inbox.
@@ -48,6 +49,10 @@ class MemoryInboxStore:
         self._seen: set[str] = set()
         self._order: deque[str] = deque()
         self._pending: dict[str, bytes] = {}
+        # Rare: only events resumed after a restart or failing transiently have entries.
+        self._starts: dict[str, int] = {}
+        self._failed_at: dict[str, float] = {}
+        self._dead: dict[str, DeadLetter] = {}
 
     async def add(self, event_id: str, raw: bytes) -> bool:
         """Record an event; ``False`` when its id is in the window or still pending."""
@@ -63,16 +68,61 @@ class MemoryInboxStore:
     async def complete(self, event_id: str) -> None:
         """Drop the event's body; its id stays in the window."""
         self._pending.pop(event_id, None)
+        if self._starts or self._failed_at:
+            self._starts.pop(event_id, None)
+            self._failed_at.pop(event_id, None)
 
     async def pending(self) -> list[PendingEvent]:
         """Return the unhandled events in the order they were accepted."""
-        return [PendingEvent(event_id, raw) for event_id, raw in self._pending.items()]
+        return [
+            PendingEvent(
+                event_id, raw, self._starts.get(event_id, 0), self._failed_at.get(event_id)
+            )
+            for event_id, raw in self._pending.items()
+        ]
+
+    async def started(self, event_id: str) -> int:
+        """Count one more start of a pending event's handling; return the count."""
+        count = self._starts.get(event_id, 0) + 1
+        self._starts[event_id] = count
+        return count
+
+    async def failed(self, event_id: str, error: str) -> float:
+        """Record a transient failure; return when the event first failed."""
+        self._starts.pop(event_id, None)
+        return self._failed_at.setdefault(event_id, time.time())
+
+    async def dead_letter(self, event_id: str, *, reason: str, error: str, attempts: int) -> None:
+        """Move a pending event to the dead letters."""
+        raw = self._pending.pop(event_id, None)
+        if raw is None:
+            return
+        self._starts.pop(event_id, None)
+        first = self._failed_at.pop(event_id, None)
+        self._dead[event_id] = DeadLetter(
+            event_id, raw, reason, error, attempts, first, time.time()
+        )
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """Return the dead letters, oldest first."""
+        return sorted(self._dead.values(), key=lambda letter: letter.dead_at)
+
+    async def requeue(self, event_id: str) -> PendingEvent | None:
+        """Move a dead letter back to the pending events."""
+        letter = self._dead.pop(event_id, None)
+        if letter is None:
+            return None
+        self._pending[event_id] = letter.raw
+        return PendingEvent(event_id, letter.raw)
 
     async def close(self) -> None:
         """Forget everything."""
         self._seen.clear()
         self._order.clear()
         self._pending.clear()
+        self._starts.clear()
+        self._failed_at.clear()
+        self._dead.clear()
 
     def __len__(self) -> int:
         return len(self._order)

@@ -1,4 +1,4 @@
-"""SQLite engines: a durable inbox and state store for one machine (stdlib ``sqlite3``).
+"""SQLite stores: a durable inbox and state store for one machine (stdlib ``sqlite3``).
 
 One file can hold both engines' tables; the schema and its migrations live in ``_MIGRATIONS``
 below and are applied by whichever engine opens the file first (``PRAGMA user_version``).
@@ -24,277 +24,31 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any
 
-import anyio
-import anyio.lowlevel
-import anyio.to_thread
+from imbot.storage.base import DeadLetter, PendingEvent
+from imbot.storage.sqlite_engine import (
+    BUSY_TIMEOUT,
+    CHECKPOINT_EVERY,
+    PRUNE_CHUNK,
+    PRUNE_EVERY,
+    Engine,
+    Synchronous,
+)
 
-from imbot.storage.base import PendingEvent
-
-__all__ = ["SqliteInboxStore", "SqliteStateStore", "migrate"]
-
-Synchronous = Literal["normal", "full"]
-_T = TypeVar("_T")
+__all__ = ["SqliteInboxStore", "SqliteStateStore", "Synchronous"]
 
 DEFAULT_RETENTION = 7 * 24 * 3600.0
 """Seconds an accepted event id is kept for dedupe."""
 DEFAULT_MAX_IDS = 1_000_000
 """Most event ids kept for dedupe, whatever their age."""
-_CHECKPOINT_EVERY = 512  # writes between WAL checkpoints (a write adds a page or a few)
-_PRUNE_EVERY = 128  # adds between prunes of the dedupe window
-_PRUNE_CHUNK = 256  # rows deleted per prune: keeps each prune well under a millisecond
-_BUSY_TIMEOUT = 5.0
 
-# Migration n brings the file from user_version n-1 to n. Append, never edit.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        # Every accepted id, oldest first by seq: the dedupe window.
-        """CREATE TABLE IF NOT EXISTS inbox_seen (
-            seq INTEGER PRIMARY KEY,
-            event_id TEXT NOT NULL UNIQUE,
-            accepted_at REAL NOT NULL
-        )""",
-        # Bodies of accepted events not yet completed. Completing deletes one row here and
-        # touches nothing else, which keeps the handler's write to a single page.
-        """CREATE TABLE IF NOT EXISTS inbox_pending (
-            seq INTEGER PRIMARY KEY,
-            raw BLOB NOT NULL
-        )""",
-        """CREATE TABLE IF NOT EXISTS state (
-            conversation_id TEXT PRIMARY KEY,
-            data TEXT NOT NULL,
-            updated_at REAL NOT NULL
-        ) WITHOUT ROWID""",
-    ),
-)
+_SEQ = "SELECT seq FROM inbox_seen WHERE event_id = ?"
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring a database up to the current schema.
-
-    Args:
-        conn: a connection in autocommit mode (``isolation_level=None``).
-
-    Returns:
-        The schema version after migrating.
-
-    Raises:
-        sqlite3.DatabaseError: the file was written by a newer imbot.
-    """
-    # IMMEDIATE takes the write lock first, so two engines opening one file never both migrate.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(_MIGRATIONS):
-            raise sqlite3.DatabaseError(
-                f"the database has schema version {version}, newer than this imbot knows "
-                f"({len(_MIGRATIONS)}); upgrade imbot or use another file"
-            )
-        for statements in _MIGRATIONS[version:]:
-            for statement in statements:
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {len(_MIGRATIONS)}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return len(_MIGRATIONS)
-
-
-def _connect(path: str, synchronous: Synchronous, *, autocheckpoint: bool) -> sqlite3.Connection:
-    # Autocommit mode: transactions are explicit (BEGIN/COMMIT around a group) and never
-    # left open across an await. check_same_thread is off: worker threads use it under a lock.
-    conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT
-    )
-    try:
-        if path != ":memory:":
-            conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        if not autocheckpoint:
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-        migrate(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-class _Write(Generic[_T]):
-    """One write waiting for its group's commit."""
-
-    __slots__ = ("args", "done", "error", "fn", "result")
-
-    def __init__(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> None:
-        self.fn = fn
-        self.args = args
-        self.result: _T | None = None
-        self.error: BaseException | None = None
-        self.done: anyio.Event | None = None
-
-
-def _fail(group: list[_Write[Any]], exc: BaseException | None) -> None:
-    for write in group:
-        if write.error is None:
-            write.error = sqlite3.OperationalError(
-                f"the group commit was interrupted ({exc!r}); the write may not be saved"
-            )
-
-
-def _release(group: list[_Write[Any]]) -> None:
-    for write in group:
-        if write.done is not None:
-            write.done.set()
-
-
-class _Engine:
-    """One connection, group commit, and off-loop checkpoints."""
-
-    __slots__ = (
-        "_checkpoint_lock",
-        "_checkpointer",
-        "_closed",
-        "_conn",
-        "_leading",
-        "_lock",
-        "_queue",
-        "_threaded",
-        "_writes",
-        "path",
-    )
-
-    def __init__(self, path: str, synchronous: Synchronous) -> None:
-        if synchronous not in ("normal", "full"):
-            raise ValueError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
-        self.path = path
-        # An in-memory database has nothing to fsync: FULL changes nothing there.
-        self._threaded = synchronous == "full" and path != ":memory:"
-        # In threaded mode commits run in worker threads, so autocheckpoints may stay on.
-        self._conn = _connect(path, synchronous, autocheckpoint=self._threaded)
-        self._lock = threading.Lock()  # one statement at a time in threaded mode
-        self._checkpoint_lock = threading.Lock()
-        self._queue: list[_Write[Any]] = []
-        self._leading = False
-        self._writes = 0
-        self._closed = False
-        # A second connection, only ever used in a worker thread, for WAL checkpoints.
-        self._checkpointer: sqlite3.Connection | None = None
-        if not self._threaded and path != ":memory:":
-            self._checkpointer = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT
-            )
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise sqlite3.ProgrammingError(f"the SQLite store {self.path} is closed")
-
-    async def _read(self, fn: Callable[..., _T], *args: Any) -> _T:
-        self._check_open()
-        if self._threaded:
-            return await anyio.to_thread.run_sync(self._locked, fn, *args)
-        return fn(*args)
-
-    def _locked(self, fn: Callable[..., _T], *args: Any) -> _T:
-        with self._lock:
-            return fn(*args)
-
-    async def _write(self, fn: Callable[..., _T], *args: Any) -> _T:
-        self._check_open()
-        write: _Write[_T] = _Write(fn, args)
-        self._queue.append(write)
-        # Shielded: once queued, the write is committed whatever happens to the caller, so
-        # the caller must see it through (an inbox add must not be committed yet unreported).
-        with anyio.CancelScope(shield=True):
-            if self._leading:
-                write.done = anyio.Event()
-                await write.done.wait()
-            else:
-                self._leading = True
-                try:
-                    await anyio.lowlevel.checkpoint()  # let writers ready now join this group
-                    while self._queue:
-                        group, self._queue = self._queue, []
-                        try:
-                            if self._threaded:
-                                await anyio.to_thread.run_sync(self._locked, self._commit, group)
-                            else:
-                                self._commit(group)
-                        except BaseException as exc:
-                            _fail(group, exc)
-                            raise
-                        finally:
-                            _release(group)
-                finally:
-                    self._leading = False
-                    if self._queue:  # only after a failure: no leader is left to commit these
-                        stranded, self._queue = self._queue, []
-                        _fail(stranded, None)
-                        _release(stranded)
-        self._writes += 1
-        if write.error is not None:
-            raise write.error
-        return write.result  # type: ignore[return-value]
-
-    def _commit(self, group: list[_Write[Any]]) -> None:
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for write in group:
-                try:
-                    write.result = write.fn(*write.args)
-                except Exception as exc:  # one bad write fails alone; the group commits
-                    write.error = exc
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            # Never leave a transaction open: the next group's BEGIN would fail.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if not isinstance(exc, Exception):
-                raise  # KeyboardInterrupt and the like: the caller fails the group
-            for write in group:
-                write.error = write.error or exc
-
-    async def _maybe_checkpoint(self) -> None:
-        if self._checkpointer is not None and self._writes >= _CHECKPOINT_EVERY:
-            self._writes = 0
-            await anyio.to_thread.run_sync(self._checkpoint)
-
-    def _checkpoint(self) -> None:
-        if not self._checkpoint_lock.acquire(blocking=False):
-            return  # a checkpoint is already running; it covers these writes too
-        try:
-            if self._checkpointer is not None and not self._closed:
-                # PASSIVE never waits for the loop's writer, so the loop never waits for it.
-                self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.OperationalError:
-            pass  # busy: the next checkpoint catches up
-        finally:
-            self._checkpoint_lock.release()
-
-    def _count(self, table: str) -> int:
-        return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-
-    async def close(self) -> None:
-        """Close the connections (SQLite checkpoints the WAL as the last one closes)."""
-        if self._closed:
-            return
-        await self._read(self._conn.close)
-        self._closed = True
-        if self._checkpointer is not None:
-            await anyio.to_thread.run_sync(self._close_checkpointer)
-
-    def _close_checkpointer(self) -> None:
-        with self._checkpoint_lock:
-            if self._checkpointer is not None:
-                self._checkpointer.close()
-                self._checkpointer = None
-
-
-class SqliteInboxStore(_Engine):
+class SqliteInboxStore(Engine):
     """A durable inbox: ``add`` returns only once the event is committed.
 
     Ids are kept for dedupe ``retention`` seconds after acceptance, and the newest
@@ -339,7 +93,7 @@ class SqliteInboxStore(_Engine):
     async def add(self, event_id: str, raw: bytes) -> bool:
         """Insert the event unless its id is known; committed before returning."""
         added = await self._write(self._add, event_id, raw)
-        if self._writes >= 4 * _CHECKPOINT_EVERY:
+        if self._writes >= 4 * CHECKPOINT_EVERY:
             # Normally complete() checkpoints; this only catches a bot that never completes.
             await self._maybe_checkpoint()
         return added
@@ -354,8 +108,8 @@ class SqliteInboxStore(_Engine):
         seq = cur.lastrowid
         self._conn.execute("INSERT INTO inbox_pending (seq, raw) VALUES (?, ?)", (seq, raw))
         self._adds += 1
-        if self._adds % _PRUNE_EVERY == 0 and seq is not None:
-            self._prune(seq, _PRUNE_CHUNK)
+        if self._adds % PRUNE_EVERY == 0 and seq is not None:
+            self._prune(seq, PRUNE_CHUNK)
         return True
 
     def _prune(self, last_seq: int, limit: int) -> None:
@@ -380,10 +134,7 @@ class SqliteInboxStore(_Engine):
         await self._maybe_checkpoint()
 
     def _complete(self, event_id: str) -> None:
-        self._conn.execute(
-            "DELETE FROM inbox_pending WHERE seq = (SELECT seq FROM inbox_seen WHERE event_id = ?)",
-            (event_id,),
-        )
+        self._conn.execute(f"DELETE FROM inbox_pending WHERE seq = ({_SEQ})", (event_id,))
 
     async def pending(self) -> list[PendingEvent]:
         """Return the events accepted but not completed, oldest first."""
@@ -391,10 +142,87 @@ class SqliteInboxStore(_Engine):
 
     def _pending(self) -> list[PendingEvent]:
         rows = self._conn.execute(
-            "SELECT s.event_id, p.raw FROM inbox_pending p JOIN inbox_seen s USING (seq) "
-            "ORDER BY p.seq"
+            "SELECT s.event_id, p.raw, p.starts, p.first_failed_at FROM inbox_pending p "
+            "JOIN inbox_seen s USING (seq) ORDER BY p.seq"
         ).fetchall()
-        return [PendingEvent(event_id, bytes(raw)) for event_id, raw in rows]
+        return [
+            PendingEvent(event_id, bytes(raw), starts, first)
+            for event_id, raw, starts, first in rows
+        ]
+
+    async def started(self, event_id: str) -> int:
+        """Count one more start of a pending event's handling; committed before returning."""
+        return await self._write(self._started, event_id)
+
+    def _started(self, event_id: str) -> int:
+        row = self._conn.execute(
+            f"UPDATE inbox_pending SET starts = starts + 1 WHERE seq = ({_SEQ}) RETURNING starts",
+            (event_id,),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    async def failed(self, event_id: str, error: str) -> float:
+        """Record a transient failure; return when the event first failed."""
+        return await self._write(self._failed, event_id, error)
+
+    def _failed(self, event_id: str, error: str) -> float:
+        row = self._conn.execute(
+            "UPDATE inbox_pending SET starts = 0, last_error = ?, "
+            f"first_failed_at = COALESCE(first_failed_at, ?) WHERE seq = ({_SEQ}) "
+            "RETURNING first_failed_at",
+            (error, self._clock(), event_id),
+        ).fetchone()
+        return float(row[0]) if row else self._clock()
+
+    async def dead_letter(self, event_id: str, *, reason: str, error: str, attempts: int) -> None:
+        """Move a pending event to the dead letters, in one transaction."""
+        await self._write(self._dead_letter, event_id, reason, error, attempts)
+
+    def _dead_letter(self, event_id: str, reason: str, error: str, attempts: int) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO inbox_dead (event_id, seq, raw, reason, error, attempts, "
+            "first_failed_at, dead_at) SELECT ?, p.seq, p.raw, ?, ?, ?, p.first_failed_at, ? "
+            f"FROM inbox_pending p WHERE p.seq = ({_SEQ})",
+            (event_id, reason, error, attempts, self._clock(), event_id),
+        )
+        self._conn.execute(f"DELETE FROM inbox_pending WHERE seq = ({_SEQ})", (event_id,))
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """Return the dead letters, oldest first."""
+        return await self._read(self._dead_letters)
+
+    def _dead_letters(self) -> list[DeadLetter]:
+        rows = self._conn.execute(
+            "SELECT event_id, raw, reason, error, attempts, first_failed_at, dead_at "
+            "FROM inbox_dead ORDER BY dead_at, seq"
+        ).fetchall()
+        return [
+            DeadLetter(event_id, bytes(raw), reason, error, attempts, first, dead)
+            for event_id, raw, reason, error, attempts, first, dead in rows
+        ]
+
+    async def requeue(self, event_id: str) -> PendingEvent | None:
+        """Move a dead letter back to the pending events, at its place in arrival order."""
+        return await self._write(self._requeue, event_id)
+
+    def _requeue(self, event_id: str) -> PendingEvent | None:
+        row = self._conn.execute(
+            "DELETE FROM inbox_dead WHERE event_id = ? RETURNING seq, raw", (event_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        seq, raw = row
+        # Its id may have left the dedupe window since; put it back under the same seq.
+        self._conn.execute(
+            "INSERT OR IGNORE INTO inbox_seen (seq, event_id, accepted_at) VALUES (?, ?, ?)",
+            (seq, event_id, self._clock()),
+        )
+        self._conn.execute(
+            "INSERT OR REPLACE INTO inbox_pending (seq, raw) VALUES "
+            "((SELECT seq FROM inbox_seen WHERE event_id = ?), ?)",
+            (event_id, raw),
+        )
+        return PendingEvent(event_id, bytes(raw))
 
     async def prune(self) -> None:
         """Apply the retention and size bounds now (they are also applied as events arrive)."""
@@ -409,7 +237,7 @@ class SqliteInboxStore(_Engine):
         return await self._read(self._count, "inbox_seen")
 
 
-class SqliteStateStore(_Engine):
+class SqliteStateStore(Engine):
     """Conversation states as JSON text, one row per conversation with a non-empty state.
 
     Loads are one indexed ``SELECT`` on the event loop's thread (``load_nowait``), so
@@ -434,7 +262,7 @@ class SqliteStateStore(_Engine):
         self._reader = self._conn
         if self._threaded:
             reader = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT
+                path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
             )
             reader.execute("PRAGMA query_only=ON")
             self._reader = reader

@@ -16,12 +16,20 @@ phone API, the simulator signs and delivers webhooks to the bot's server, the bo
 through the Inkbox API. Each ``Conversation`` follows its phone's event stream, so every
 ``expect_*`` wakes up on the change it waits for and gives up at a deadline (5 s by default).
 
-A failed expectation raises ``AssertionError`` with the conversation so far::
+A failed expectation raises ``AssertionError`` with the conversation so far:
 
-    me: hi [read]
-    bot: (typing…)
-    bot: echo: hi [delivered]
-    bot: ❤️ love on "hi"
+```text
+Conversation of +15555550100 with @testbot:
+  me: hi [read]
+  bot: (typing…)
+  bot: echo: hi [delivered]
+  bot: ❤️ love on "hi"
+```
+
+``await chat.state()`` reads what the bot's handlers saved in that conversation's
+``ctx.state`` (after waiting for the bot to be quiet). A coroutine nobody awaited
+(``ctx.reply("hi")`` without ``await``) fails the test at once, saying "did you forget
+``await``?".
 
 An exception a handler raises and no ``@bot.on_error`` handler takes is re-raised into the
 test, at the next call on a ``Conversation`` (or when the harness exits), like Starlette's
@@ -42,8 +50,9 @@ each do one job: ``harness`` (the run: simulator, bot, settling), ``conversation
 human: acting and expecting), ``watch`` (waiting on a phone), ``feed`` (the phone's event
 stream), ``phone`` (the ``/sim/v1`` phone API), ``timeline`` (what a phone shows),
 ``matching`` (what a reply must look like), ``transcript`` (the conversation as text),
-``handler_errors``, ``agent`` (a simulator and an identity), ``waiting`` (``eventually``),
-``events`` (events from plain values) and ``media``.
+``handler_errors``, ``unawaited`` (a forgotten ``await`` fails the test at once), ``agent``
+(a simulator and an identity), ``waiting`` (``eventually``), ``events`` (events from plain
+values) and ``media``.
 """
 
 from __future__ import annotations

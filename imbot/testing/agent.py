@@ -42,7 +42,7 @@ import anyio
 from imbot.client import InkboxClient
 from imbot.errors import Conflict
 from imbot.events import EVENT_TYPES
-from imbot.sim import Simulator
+from imbot.sim import Chaos, Simulator
 from imbot.testing.phone import Phone
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ def local_simulator(
     retry_delays: tuple[float, ...] = _QUICK_RETRIES,
     webhook_timeout: float = 5.0,
     send_cap: int | None = 100,
+    chaos: Chaos | str | None = None,
 ) -> Simulator:
     """A ``Simulator`` set up for tests (not started): in memory, on a free loopback port.
 
@@ -81,6 +82,8 @@ def local_simulator(
             by default).
         webhook_timeout: seconds the simulator waits for a bot to answer a webhook.
         send_cap: the identity's sends per minute (``None`` for no cap).
+        chaos: chaos mode, on from the start (see ``Simulator``); ``sim_agent`` sets up its
+            identity with chaos paused.
 
     Returns:
         The simulator; ``async with`` starts it.
@@ -93,6 +96,7 @@ def local_simulator(
         webhook_retry_delays=retry_delays,
         webhook_timeout=webhook_timeout,
         send_cap=send_cap,
+        chaos=chaos,
     )
 
 
@@ -135,7 +139,7 @@ class SimAgent:
         return Phone(self.http, number)
 
     async def subscribe(self, target: int | str, path: str = "/webhook") -> WebhookSubscription:
-        """Send the identity's five iMessage events to a bot.
+        """Send the identity's five iMessage events to a bot (with chaos mode paused).
 
         Args:
             target: the bot's port on 127.0.0.1, or its full webhook URL.
@@ -145,9 +149,10 @@ class SimAgent:
             The subscription.
         """
         url = f"http://127.0.0.1:{target}{path}" if isinstance(target, int) else target
-        return await self.client.create_subscription(
-            agent_identity_id=self.identity.id, url=url, event_types=list(EVENT_TYPES)
-        )
+        with self.sim.chaos.paused():  # the test's set-up, not the bot's bad day
+            return await self.client.create_subscription(
+                agent_identity_id=self.identity.id, url=url, event_types=list(EVENT_TYPES)
+            )
 
     async def text(self, number: str, text: str) -> dict[str, Any]:
         """The human at ``number`` texts their most recent thread (the router's at first).
@@ -171,7 +176,10 @@ class SimAgent:
         return [
             item["text"]
             for item in data["items"]
-            if item["thread"] == self.handle and item["from"] == "them" and item["text"]
+            if item["thread"] == self.handle
+            and item["from"] == "them"
+            and item["text"]
+            and not item.get("system")  # Inkbox's note at connect, not the agent's
         ]
 
     async def typing(self, number: str) -> bool:
@@ -212,6 +220,19 @@ async def sim_agent(sim: Simulator, handle: str = "testbot") -> AsyncIterator[Si
         admin = await stack.enter_async_context(
             InkboxClient(api_key=sim.admin_key, base_url=sim.base_url)
         )
+        client, identity, api_key, signing_key = await _set_up(stack, sim, http, admin, handle)
+        yield SimAgent(sim, http, admin, client, identity, api_key, signing_key)
+
+
+async def _set_up(
+    stack: AsyncExitStack,
+    sim: Simulator,
+    http: aiohttp.ClientSession,
+    admin: InkboxClient,
+    handle: str,
+) -> tuple[InkboxClient, Identity, str, str]:
+    """The identity, its keys and its client; with chaos mode paused (set-up is not the test)."""
+    with sim.chaos.paused():
         try:
             identity = await admin.create_identity(handle, imessage_enabled=True)
         except Conflict:
@@ -229,7 +250,7 @@ async def sim_agent(sim: Simulator, handle: str = "testbot") -> AsyncIterator[Si
             InkboxClient(api_key=api_key, base_url=sim.base_url)
         )
         signing_key = (await admin.create_signing_key(handle)).signing_key
-        yield SimAgent(sim, http, admin, client, identity, api_key, signing_key)
+    return client, identity, api_key, signing_key
 
 
 @asynccontextmanager
@@ -240,6 +261,7 @@ async def simulated(
     db: str = ":memory:",
     send_cap: int | None = None,
     delivery_delay: float = 0.0,
+    chaos: Chaos | str | None = None,
 ) -> AsyncIterator[SimAgent]:
     """Run a simulator (see ``local_simulator``) with one agent identity (see ``sim_agent``).
 
@@ -254,12 +276,18 @@ async def simulated(
         db: the simulator's store.
         send_cap: the identity's sends per minute (no cap by default).
         delivery_delay: seconds from ``sent`` to ``delivered``.
+        chaos: chaos mode (a ``Chaos`` or a spec such as ``"seed=7,api=10%"``): on once
+            the identity is set up; ``agent.subscribe`` (and so ``serving``) pauses it.
 
     Yields:
         The agent; the simulator stops when the block ends.
     """
     simulator = local_simulator(
-        db=db, retry_delays=retry_delays, send_cap=send_cap, delivery_delay=delivery_delay
+        db=db,
+        retry_delays=retry_delays,
+        send_cap=send_cap,
+        delivery_delay=delivery_delay,
+        chaos=chaos,
     )
     async with simulator as sim, sim_agent(sim, handle) as agent:
         yield agent

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from os import PathLike
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from imbot.testing.handler_errors import kit_failure
 from imbot.testing.matching import describe_reply, reply_mismatch
 from imbot.testing.timeline import TimelineItem, TimelineReaction
 from imbot.testing.watch import Watch
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from imbot.testing.harness import BotHarness
 
 __all__ = ["Conversation"]
+
+# pytest shows the test's line, not the kit's, for a failure the kit raises on purpose.
+__tracebackhide__ = kit_failure
 
 
 class Conversation:
@@ -90,6 +94,25 @@ class Conversation:
               bot: echo: hi [delivered]
         """
         return self._w.transcript()
+
+    async def state(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """This conversation's state in the bot: what its handlers saved in ``ctx.state``.
+
+        Waits until the bot is quiet first, so a handler that already replied has also
+        saved; returns a copy (see ``BotHarness.state``).
+
+        Example:
+            >>> await chat.say("count")
+            >>> await chat.expect_reply("You asked 1 times.")
+            >>> assert await chat.state() == {"count": 1}
+
+        Args:
+            timeout: seconds to wait for quiet; the harness's ``timeout`` by default.
+
+        Raises:
+            AssertionError: the human is not connected, or the bot did not settle in time.
+        """
+        return await self._harness.state(self, timeout=timeout)
 
     # ------------------------------------------------------------------ for the harness
 

@@ -84,8 +84,9 @@ def offline_client() -> InkboxClient:
     """A real ``InkboxClient`` pointed at a closed local port, for bots that make no API call.
 
     Give it to a bot whose handlers you test with ``run_events``: the bot starts without an
-    API key or a network, and a handler that does call the API (``ctx.reply``…) fails with
-    ``TransportError``, which shows the test needs the simulator instead.
+    API key or a network. A handler that does call the API (``ctx.reply``…) fails with a
+    ``TransportError``, which the bot treats as an outage and retries until ``run_events``
+    times out: such a test needs the simulator instead (``BotHarness``).
 
     Example:
         >>> bot = Bot(client=offline_client())

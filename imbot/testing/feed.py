@@ -202,13 +202,13 @@ class PhoneFeed:
             self.error = f"unreadable {event or 'message'} event: {data!r:.200}"
             return event
         if event == "item":
-            self._on_item(TimelineItem.from_json(payload))
+            self._on_item(TimelineItem.from_json(payload), system=bool(payload.get("system")))
         elif event == "typing" and payload.get("typing"):
             self.log.entries.append(("typing", str(payload.get("thread")), ""))
         self.changed.notify()
         return event
 
-    def _on_item(self, item: TimelineItem) -> None:
+    def _on_item(self, item: TimelineItem, *, system: bool = False) -> None:
         log = self.log
         if item.id in log.before:
             return
@@ -217,7 +217,8 @@ class PhoneFeed:
         log.items[item.id] = item
         if old is None:
             log.entries.append(("item", item.id, ""))
-            if item.sender == "them" and item.thread == self.handle:
+            # A `system` item is Inkbox's note in the agent's thread at connect, not a reply.
+            if item.sender == "them" and item.thread == self.handle and not system:
                 log.replies.append(item.id)
         for reaction in item.reactions:
             if reaction.id in log.reactions:

@@ -4,7 +4,8 @@ The harness owns the moving parts of a test run: the simulator (unless one is gi
 bot's identity and keys, the bot serving webhooks on a free loopback port, one event-stream
 follower per human, and the handler errors the bot reports. It talks to the bot only
 through public seams: ``bot.configured(...)`` for the settings, ``bot.add_error_listener``
-for handler errors, ``bot.serve()`` / ``bot.stop()``, and the bot's ``/healthz``.
+for handler errors, ``bot.serve()`` / ``bot.stop()``, the bot's ``/healthz``, and
+``bot.conversation_state()`` for ``harness.state()``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import aiohttp
 import anyio
 import anyio.abc
 
+from imbot.sim import Chaos
 from imbot.testing.agent import SimAgent, local_simulator, sim_agent
 from imbot.testing.conversation import Conversation
-from imbot.testing.handler_errors import HandlerError, annotated
+from imbot.testing.handler_errors import HandlerError, annotated, kit_failure
+from imbot.testing.unawaited import noticing_unawaited
 
 if TYPE_CHECKING:
     from imbot.bot.bot import Bot
@@ -27,6 +30,9 @@ if TYPE_CHECKING:
     from imbot.sim import Simulator
 
 __all__ = ["DEFAULT_TIMEOUT", "BotHarness", "HandlerError"]
+
+# pytest shows the test's line, not the kit's, for a failure the kit raises on purpose.
+__tracebackhide__ = kit_failure
 
 DEFAULT_TIMEOUT = 5.0
 """Seconds every ``expect_*`` waits unless told otherwise."""
@@ -66,9 +72,13 @@ class BotHarness:
         timeout: the default deadline of every wait, in seconds.
         shutdown_timeout: seconds running handlers get to finish when the harness exits.
         simulator: a running ``Simulator`` to use instead of starting one (left running).
+        chaos: chaos mode for the run (a ``Chaos``, or a spec such as ``"seed=7,api=10%"``):
+            switched on once the bot is set up, before the default human connects, and put
+            back as it was when the harness exits. Keep its delays short in tests.
 
     Raises:
-        ValueError: ``timeout`` is not positive or ``shutdown_timeout`` is negative.
+        ValueError: ``timeout`` is not positive or ``shutdown_timeout`` is negative, or
+            ``chaos`` is not a valid spec.
     """
 
     __test__ = False  # not a test class, whatever pytest's patterns say
@@ -86,9 +96,11 @@ class BotHarness:
         timeout: float = DEFAULT_TIMEOUT,
         shutdown_timeout: float = 2.0,
         simulator: Simulator | None = None,
+        chaos: Chaos | str | None = None,
     ) -> None:
         if timeout <= 0 or shutdown_timeout < 0:
             raise ValueError("timeout must be positive and shutdown_timeout not negative")
+        self.chaos = Chaos.parse(chaos) if isinstance(chaos, str) else chaos
         self.bot = bot
         self.handle = handle
         self.phone = phone
@@ -99,6 +111,8 @@ class BotHarness:
         self.timeout = timeout
         self.shutdown_timeout = shutdown_timeout
         self.errors: list[HandlerError] = []
+        self._unawaited: list[str] = []  # forgotten awaits: they always fail the test
+        self._unawaited_reported = 0
         self._given_sim = simulator
         self._sim: Simulator | None = simulator
         self._stack: AsyncExitStack | None = None
@@ -184,6 +198,8 @@ class BotHarness:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         self._stack = stack
+        # A forgotten `await` fails the test at once, whatever raise_handler_errors says.
+        stack.enter_context(noticing_unawaited(self._on_unawaited))
         if self._sim is None:
             stack.callback(self._forget_sim)
             # Simulator's exit lets the test's own exception through unchanged.
@@ -222,6 +238,12 @@ class BotHarness:
         if self._given_sim is not None:
             # Leave a shared simulator as we found it: no webhook to a port about to close.
             stack.push_async_callback(agent.client.delete_subscription, subscription.id)
+        if self.chaos is not None:
+            control = sim.chaos
+            # Put back first on exit (callbacks run last-in first-out), so tearing down
+            # meets no chaos.
+            stack.callback(control.configure, control.config, enabled=control.enabled)
+            control.configure(self.chaos)
 
     def _forget_sim(self) -> None:
         self._sim = self._given_sim
@@ -313,6 +335,50 @@ class BotHarness:
             self._tg.start_soon(chat._follow, name=f"imbot.testing.listen {number}")
         return chat
 
+    # ------------------------------------------------------------------ state
+
+    async def state(
+        self, chat: Conversation | str | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """A human's conversation state with the bot: what its handlers saved in ``ctx.state``.
+
+        It waits until the bot is quiet first (see ``settle``): a handler saves
+        ``ctx.state`` when it returns, which may be after its reply reached the phone.
+        The answer is a copy, as plain JSON values; ``{}`` when nothing was saved.
+
+        Example:
+            >>> await chat.say("count")
+            >>> await chat.expect_reply("You asked 1 times.")
+            >>> await harness.state()
+            {'count': 1}
+
+        Args:
+            chat: the human: a ``Conversation``, a number (E.164), or the default human.
+            timeout: seconds to wait for quiet; the harness's ``timeout`` by default.
+
+        Raises:
+            AssertionError: the human has no conversation with the bot, or the bot did
+                not settle in time.
+        """
+        number = chat.number if isinstance(chat, Conversation) else chat or self.phone
+        await self.settle(timeout)
+        conversation_id = await self._conversation_id(number)
+        if conversation_id is None:
+            conversation = self._chats.get(number)
+            transcript = f"\n\n{conversation.transcript()}" if conversation else ""
+            raise AssertionError(
+                f"{number} has no conversation with @{self.handle}: connect first "
+                f"(`await harness.chat({number!r}).connect()`){transcript}"
+            )
+        return await self.bot.conversation_state(conversation_id)
+
+    async def _conversation_id(self, number: str) -> str | None:
+        """The bot's latest conversation with ``number``, as the simulator has it."""
+        async for conversation in self.agent.client.iter_conversations():
+            if conversation.remote_number == number:
+                return conversation.id  # most recent first
+        return None
+
     # ------------------------------------------------------------------ settling
 
     async def settle(self, timeout: float | None = None) -> None:
@@ -380,12 +446,23 @@ class BotHarness:
         for chat in self._chats.values():
             chat._poke()
 
+    def _on_unawaited(self, failure: str) -> None:
+        self._unawaited.append(failure)
+        for chat in self._chats.values():
+            chat._poke()
+
     def _raise_pending(self, where: str = "", chat: Conversation | None = None) -> None:
-        """Re-raise the first handler error not reported yet (when asked to)."""
+        """Raise a forgotten ``await``, or re-raise the first handler error not reported yet."""
+        chat = chat or self._chats.get(self.phone)
+        if self._unawaited_reported < len(self._unawaited):
+            failure, *more = self._unawaited[self._unawaited_reported :]
+            self._unawaited_reported = len(self._unawaited)
+            also = f" (and {len(more)} more like it)" if more else ""
+            shown = f"\n\n{chat.transcript()}" if chat is not None else ""
+            raise AssertionError(f"{failure}{also}{shown}")
         if not self.raise_handler_errors or self._reported >= len(self.errors):
             return
         pending = self.errors[self._reported :]
         self._reported = len(self.errors)
-        chat = chat or self._chats.get(self.phone)
         transcript = chat.transcript() if chat is not None else None
         raise annotated(pending, where=where, transcript=transcript)

@@ -16,7 +16,12 @@ from urllib.parse import quote
 import aiohttp
 import anyio
 
+from imbot.testing.handler_errors import kit_failure
+
 __all__ = ["Phone"]
+
+# pytest shows the test's line, not the kit's, for a failure the kit raises on purpose.
+__tracebackhide__ = kit_failure
 
 
 class Phone:

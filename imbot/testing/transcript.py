@@ -1,12 +1,14 @@
 """The conversation so far as text: what a failed expectation shows.
 
-One line per bubble, tapback and typing bubble, in the order the phone saw them::
+One line per bubble, tapback and typing bubble, in the order the phone saw them:
 
-    Conversation of +15555550100 with @testbot:
-      me: hi [read]
-      bot: (typing…)
-      bot: echo: hi [delivered]
-      bot: ❤️ love on "hi"
+```text
+Conversation of +15555550100 with @testbot:
+  me: hi [read]
+  bot: (typing…)
+  bot: echo: hi [delivered]
+  bot: ❤️ love on "hi"
+```
 """
 
 from __future__ import annotations

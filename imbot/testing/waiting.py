@@ -13,7 +13,12 @@ from typing import TypeVar
 
 import anyio
 
+from imbot.testing.handler_errors import kit_failure
+
 __all__ = ["eventually"]
+
+# pytest shows the test's line, not the kit's, for a failure the kit raises on purpose.
+__tracebackhide__ = kit_failure
 
 _T = TypeVar("_T")
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from imbot.testing.feed import Cursor, PhoneFeed
+from imbot.testing.handler_errors import kit_failure
 from imbot.testing.transcript import render_transcript
 
 if TYPE_CHECKING:
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from imbot.testing.harness import BotHarness
 
 __all__ = ["Watch"]
+
+# pytest shows the test's line, not the kit's, for a failure the kit raises on purpose.
+__tracebackhide__ = kit_failure
 
 _T = TypeVar("_T")
 

@@ -13,6 +13,12 @@ from support import load_example
 from imbot import Bot
 from imbot.testing import Conversation
 
+# Inkbox's connect flow: the connect text stays with the router, and the agent introduces
+# itself on the human's first message before answering it.
+pytestmark = pytest.mark.imbot(connect_event=False)
+
+INTRODUCTION = "Hi! I'm an AI agent. Ask me anything, or text reset to clear my memory."
+
 
 @dataclass
 class FakeOpenAI:
@@ -75,6 +81,7 @@ async def test_calls_the_model_with_memory(
     imbot_chat: Conversation, fake_openai: FakeOpenAI
 ) -> None:
     await imbot_chat.say("hi")
+    await imbot_chat.expect_reply(INTRODUCTION)
     await imbot_chat.expect_typing()
     await imbot_chat.expect_reply("model: hi (2 messages)")  # system + user
     await imbot_chat.say("and again")
@@ -91,6 +98,7 @@ async def test_apologizes_when_the_model_fails(
     imbot_chat: Conversation, fake_openai: FakeOpenAI
 ) -> None:
     await imbot_chat.say("please fail")
+    await imbot_chat.expect_reply(INTRODUCTION)
     await imbot_chat.expect_reply("Sorry, I can't think right now. Try again in a minute.")
     await imbot_chat.say("ok now")
     # The failed turn was not remembered: system + this user message only.

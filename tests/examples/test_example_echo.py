@@ -28,8 +28,20 @@ async def test_echoes_each_message_in_order(imbot_chat: Conversation) -> None:
     await imbot_chat.expect_silence()
 
 
-@pytest.mark.imbot(connect=False)
-async def test_echoes_the_connect_text_too(imbot_chat: Conversation) -> None:
-    # The simulator passes `connect @handle` on to the bot (as `imbot dev` does).
+@pytest.mark.imbot(connect=False, connect_event=False)
+async def test_the_first_message_after_connecting_is_the_first_event(
+    imbot_chat: Conversation,
+) -> None:
+    # Inkbox's connect flow: `connect @handle` goes to the router and never reaches the bot.
+    assert "connect @testbot" not in [item.text for item in await imbot_chat.connect()]
+    await imbot_chat.say("hi")
+    await imbot_chat.expect_reply("hi")
+
+
+@pytest.mark.imbot(connect=False, connect_event=True)
+async def test_echoes_the_connect_text_where_the_simulator_passes_it_on(
+    imbot_chat: Conversation,
+) -> None:
+    # The simulator's option for the old flow: the connect text is the first message.
     greeting = await imbot_chat.connect()
     assert [item.text for item in greeting] == ["connect @testbot"]

@@ -66,14 +66,15 @@ def test_chat_connects_and_shows_replies_typing_receipts_and_tapbacks(dev: DevSe
 def test_chat_picks_up_an_existing_conversation(dev: DevServer) -> None:
     phone = "+15550003002"
     text(dev.base_url, phone, "connect @echo")
-    wait_reply(dev.base_url, phone, "echo: connect @echo")
+    text(dev.base_url, phone, "first")
+    wait_reply(dev.base_url, phone, "echo: first")
     done = chat(dev.base_url, "second\n", "--phone", phone, "--to", "@echo")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "Connected to @echo. Type a message and press Enter; Ctrl-D quits." in lines
     assert "@echo: echo: second" in lines
     # History is not replayed: only what happened during this chat.
-    assert "@echo: echo: connect @echo" not in lines
+    assert "@echo: echo: first" not in lines
     assert "— connected to @echo" not in lines
 
 

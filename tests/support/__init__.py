@@ -10,7 +10,9 @@ from there. What is left here serves imbot's own tests alone:
   simulator-in-a-thread (``tests/sim``);
 * ``devserver``: ``imbot dev`` run as a subprocess, and the synchronous phone calls its tests
   make (``tests/scenarios/test_dev*.py``, the demo browser test);
-* ``browser``: the chat-page browser test's Chromium lookup and its plain-aiohttp echo bot.
+* ``browser``: the chat-page browser test's Chromium lookup and its plain-aiohttp echo bot;
+* ``botprocess``: ``imbot run`` as a child process under an open-files limit, its memory
+  and its log (the webhook server's hardening tests, ``tests/regressions``).
 """
 
 from __future__ import annotations

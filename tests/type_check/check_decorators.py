@@ -88,6 +88,24 @@ async def loved(ctx: Context[ReactionReceived]) -> None:
 async def any_tapback(ctx: Context[ReactionReceived]) -> None: ...
 
 
+@bot.on_tapback(direction="outbound")
+async def own_tapback(ctx: Context[ReactionReceived]) -> None: ...
+
+
+@bot.on_tapback(direction="sideways")  # type: ignore[call-overload, untyped-decorator]
+async def no_such_direction(ctx: Context[ReactionReceived]) -> None: ...
+
+
+@bot.on_connect
+async def greet_on_connect(ctx: Context[MessageReceived]) -> None:
+    assert_type(ctx.new_connection, bool)
+    assert_type(await ctx.reply("hi", reply_to="m-1"), Message)
+
+
+@bot.on_connect(when=lambda ctx: ctx.sender != "")
+async def greet_some(ctx: Context[MessageReceived]) -> None: ...
+
+
 @bot.on_sent
 async def sent(ctx: Context[MessageSent]) -> None: ...
 

@@ -13,11 +13,11 @@ from imbot.client.backoff import (
     RetryPolicy,
     parse_retry_after,
 )
+from imbot.client.error_map import error_for_response
 from imbot.errors import (
     ConnectError,
     InkboxError,
     TransportError,
-    error_for_response,
 )
 
 

@@ -16,7 +16,7 @@ from imbot.cli.dev import SourceWatcher
 from imbot.cli.main import build_parser, main
 from imbot.cli.setup import read_secret, save_secret
 
-COMMANDS = ["run", "dev", "sim", "chat", "setup"]
+COMMANDS = ["run", "dev", "sim", "chat", "setup", "dead-letters"]
 
 ECHO = """\
 from imbot import Bot
@@ -60,7 +60,7 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     for command in COMMANDS:
-        assert f"    {command} " in out
+        assert f"    {command} " in out or f"    {command}\n" in out
 
 
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,7 +107,7 @@ def test_every_command_module_has_the_same_shape() -> None:
 
     # The package exports the function main, which hides the module of the same name.
     modules = importlib.import_module("imbot.cli.main").COMMANDS
-    names = [module.__name__.rpartition(".")[2] for module in modules]
+    names = [module.__name__.rpartition(".")[2].replace("_", "-") for module in modules]
     assert names == COMMANDS  # the order --help lists them in
     for command in modules:
         assert callable(command.add_parser) and callable(command.run)
@@ -224,7 +224,9 @@ def test_bad_apps_fail_in_one_line_with_exit_2(
     app = tmp_path / ("missing.py" if source is None else "app.py")
     if source is not None:
         app.write_text(source)
-    assert main([command, str(app) + attr]) == 2
+    # With reloading, `imbot dev` waits for a save instead (tests/scenarios/test_dev.py).
+    flags = ["--no-reload"] if command == "dev" and source is not None else []
+    assert main([command, str(app) + attr, *flags]) == 2
     assert re.search(expected, one_line_error(capsys, command))
 
 
@@ -411,3 +413,28 @@ def test_save_secret_is_private_and_ignored_by_git(tmp_path: Path) -> None:
     assert read_secret(path) == "whsec_two"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert read_secret(tmp_path / "nothing") is None
+
+
+def test_dev_checks_its_ports_before_starting_anything() -> None:
+    """Issue 14, item 11: one taken port is named with a free one to use; the same port twice
+    is refused (both servers could not bind it)."""
+    import re
+    import socket
+
+    from imbot.cli.devstart import probe_ports
+    from imbot.errors import DevError
+
+    with pytest.raises(DevError, match="--port and --bot-port are both 8800"):
+        probe_ports(8800, 8800)
+    assert probe_ports(0, 0) > 0  # the bot's free port, chosen now
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(DevError) as caught:
+            probe_ports(0, port)
+    assert re.fullmatch(
+        rf"port {port} on 127\.0\.0\.1 is already in use; stop the other process or pick "
+        r"another port with --bot-port: e\.g\. --bot-port \d+ \(free now; 0 picks a free one\)",
+        str(caught.value),
+    )

@@ -91,7 +91,8 @@ def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sim]:
     with (
         start_blocking_portal() as portal,
         portal.wrap_async_context_manager(
-            Simulator(webhook_retry_delays=(0.2, 0.5), webhook_timeout=2.0)
+            # The connect text is the first signed delivery these tests check.
+            Simulator(webhook_retry_delays=(0.2, 0.5), webhook_timeout=2.0, connect_event=True)
         ) as simulator,
     ):
         handle = Sim(simulator, portal)

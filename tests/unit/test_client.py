@@ -10,6 +10,7 @@ the connection. ``MockTransport`` raises the resets no server can be made to sen
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import io
 import json
@@ -40,7 +41,7 @@ from imbot.errors import (
     BadRequest,
     ConfigError,
     ConnectError,
-    ConversationInactive,
+    ConversationReleased,
     DuplicateContactRule,
     Forbidden,
     IdempotencyKeyReused,
@@ -49,6 +50,7 @@ from imbot.errors import (
     MediaTooLarge,
     NotConnected,
     NotFound,
+    NotMessagedYet,
     PayloadTooLarge,
     RateLimited,
     RecipientBlocked,
@@ -59,6 +61,7 @@ from imbot.errors import (
     Unauthorized,
     Unprocessable,
 )
+from imbot.log import redact_text
 from imbot.models import (
     Assignment,
     ContactRule,
@@ -406,7 +409,7 @@ async def test_invalid_sends_are_refused_before_any_request(
 
 
 @pytest.mark.parametrize(
-    "text", ["Friday 3pm works — booked.", '😀 \u2028 "q" \\ \n\t\x00 </script>', "x" * 18_996]
+    "text", ["Friday 3pm works — booked.", '😀 \u2028 "q" \\ \n\t\x00 </script>', "x" * 18_995]
 )
 async def test_a_text_reply_is_sent_exactly_as_the_request_model_dumps_it(
     world: World, wire: Recording, client: InkboxClient, text: str
@@ -468,7 +471,16 @@ async def test_iter_messages_walks_every_page(
         wire.requests.clear()
         walked = [m.id async for m in client.iter_messages(conversation_id=cid, page_size=3)]
     assert walked == listed
-    assert offsets(wire) == [(3, 0), (3, 3), (3, 6)]
+    # After the first page, each page is the rows created at or before the last row seen,
+    # past that row (see test_iter_messages_neither_repeats_nor_skips_...).
+    assert offsets(wire) == [(3, 0), (3, 1), (3, 1)]
+    bounds = [r.query.get("end_datetime") for r in wire.requests if r.path == MSG]
+    by_id = {m.id: m for m in await client.list_messages(conversation_id=cid, limit=200)}
+    assert bounds[0] is None
+    assert bounds[1:] == [
+        by_id[walked[2]].created_at.isoformat(),
+        by_id[walked[5]].created_at.isoformat(),
+    ]
     assert all(r.query["conversation_id"] == cid for r in wire.requests)
 
 
@@ -479,8 +491,8 @@ async def test_iter_stops_after_an_empty_page_on_exact_multiples(
         await conversation_of(sim, client, rows=6)
         wire.requests.clear()
         seen = [m async for m in client.iter_messages(page_size=3)]
-    assert len(seen) == 6
-    assert [offset for _, offset in offsets(wire)] == [0, 3, 6]
+    assert len(seen) == len({m.id for m in seen}) == 6
+    assert [offset for _, offset in offsets(wire)] == [0, 1, 1]  # the last page is empty
 
 
 async def test_breaking_out_of_an_iterator_early(
@@ -574,6 +586,71 @@ async def test_iter_contact_rules(wire: Recording, client: InkboxClient) -> None
     org_calls = [r for r in wire.requests if r.path == "/api/v1/imessage/contact-rules"]
     assert org_calls[0].query["direction"] == "inbound"
     assert offsets(wire, "/api/v1/imessage/contact-rules") == [(4, 0), (4, 4)]
+
+
+async def test_iter_messages_neither_repeats_nor_skips_when_messages_arrive_between_pages(
+    sim: Simulator, wire: Recording, client: InkboxClient
+) -> None:
+    # New messages land at the head of the newest-first list; with plain offsets they pushed
+    # the next page down, and it began with the rows of the page before.
+    arrivals = {3: 5, 6: 2}  # after the 1st page five messages arrive, after the 2nd two
+    with anyio.fail_after(10):
+        cid = await conversation_of(sim, client, rows=8)
+        existing = [m.id for m in await client.list_messages(conversation_id=cid, limit=200)]
+        wire.requests.clear()
+        walked: list[str] = []
+        async for message in client.iter_messages(conversation_id=cid, page_size=3):
+            walked.append(message.id)
+            for n in range(arrivals.get(len(walked), 0)):
+                await client.send_message(conversation_id=cid, text=f"late {len(walked)}.{n}")
+        pages = [r for r in wire.requests if r.path == MSG and r.method == "GET"]
+        now = [m.id for m in await client.list_messages(conversation_id=cid, limit=200)]
+    assert len(now) == len(existing) + 7
+    assert walked == existing  # each once, none skipped, in order; the late ones not in it
+    assert len(pages) == 3  # 3 + 3 + 2 rows: no page fetched twice
+    assert "end_datetime" not in pages[0].query
+    assert all(r.query["end_datetime"] for r in pages[1:])
+
+
+async def test_iter_messages_keeps_the_callers_end_bound(
+    sim: Simulator, client: InkboxClient
+) -> None:
+    with anyio.fail_after(10):
+        cid = await conversation_of(sim, client, rows=7)
+        existing = await client.list_messages(conversation_id=cid, limit=200)
+        cut = existing[2].created_at  # newest first: the 3rd newest and older ones match
+        walked = [
+            m.id
+            async for m in client.iter_messages(
+                conversation_id=cid, end_datetime=cut.replace(tzinfo=None), page_size=2
+            )
+        ]
+    assert walked == [m.id for m in existing[2:]]
+
+
+async def test_iter_assignments_do_not_repeat_when_humans_connect_between_pages(
+    sim: Simulator, client: InkboxClient
+) -> None:
+    with anyio.fail_after(10):
+        await client.create_identity(HANDLE, imessage_enabled=True)
+        for n in range(5):
+            await connect(sim, client, f"+1555555030{n}")
+        existing = [a.id for a in await client.list_assignments(limit=200)]
+        walked: list[str] = []
+        async for assignment in client.iter_assignments(page_size=2):
+            walked.append(assignment.id)
+            if len(walked) == 2:
+                for n in range(3):
+                    await connect(sim, client, f"+1555555031{n}")
+        seen_conversations: list[str] = []
+        async for summary in client.iter_conversations(page_size=2):
+            seen_conversations.append(summary.id)
+            if len(seen_conversations) == 2:
+                await connect(sim, client, "+15555550320")
+    assert len(walked) == len(set(walked))
+    assert set(existing) <= set(walked)
+    assert len(seen_conversations) == len(set(seen_conversations))
+    assert len(seen_conversations) >= len(existing) + 3
 
 
 @pytest.mark.parametrize(("limit", "offset"), [(0, 0), (201, 0), (50, -1)])
@@ -1189,13 +1266,13 @@ ERROR_CASES: list[tuple[int, Any, type[InkboxError], str | None]] = [
     (
         409,
         {"detail": {"error": "conversation_released", "message": "released"}},
-        ConversationInactive,
+        ConversationReleased,  # a ConversationInactive
         "conversation_released",
     ),
     (
         409,
         {"detail": {"error": "recipient_has_not_messaged", "message": "silent"}},
-        ConversationInactive,
+        NotMessagedYet,  # a ConversationInactive
         "recipient_has_not_messaged",
     ),
     (
@@ -1434,3 +1511,55 @@ async def test_non_idempotent_create_is_not_retried_after_a_reset() -> None:
             with pytest.raises(TransportError):
                 await c.create_identity("my-agent")
     assert len(attempts) == 1
+
+
+# --- the API key stays out of errors, reprs and logs ------------------------------------------
+
+
+async def test_a_malformed_answer_is_an_error_that_holds_no_key() -> None:
+    # aiohttp's own error for an unparsable answer carries the request's headers in its repr
+    # and args; it used to be quoted in the message and kept as the cause.
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with anyio.fail_after(10):
+            async with InkboxClient(api_key=KEY, base_url=f"http://127.0.0.1:{port}") as c:
+                with pytest.raises(TransportError) as info:
+                    await c.get_triage_number()
+    finally:
+        server.close()
+        await server.wait_closed()
+    error = info.value
+    assert "ClientResponseError: 400" in str(error)
+    for shown in (str(error), repr(error), repr(error.args)):
+        assert KEY not in shown
+    assert error.__cause__ is None and error.__context__ is None
+
+
+def test_a_request_repr_shows_neither_the_key_nor_the_body() -> None:
+    request = Request(
+        "POST",
+        "http://127.0.0.1:9/api/v1/imessage/messages",
+        {"X-API-Key": KEY, "authorization": "Bearer t0ken", "Accept": "application/json"},
+        b'{"text": "the human\'s words"}',
+        30.0,
+    )
+    shown = repr(request)
+    assert KEY not in shown and "t0ken" not in shown and "words" not in shown
+    assert "'X-API-Key': '***'" in shown and "'Accept': 'application/json'" in shown
+    assert "body=<29 bytes>" in shown
+    assert request.headers["X-API-Key"] == KEY  # only the repr hides it
+
+
+async def test_the_clients_key_is_masked_in_logs_whatever_its_shape() -> None:
+    odd = "org-issued-key-5f2b9c1d7e"
+    assert redact_text(f"sent {odd}") == f"sent {odd}"
+    async with InkboxClient(api_key=odd, base_url="http://127.0.0.1:9"):
+        pass
+    assert redact_text(f"sent {odd}") == "sent ***"

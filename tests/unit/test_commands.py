@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 import pytest
+from pydantic import BeforeValidator, PlainValidator
 
 from imbot.errors import CommandArgumentError, SetupError
 from imbot.routing.commands import (
@@ -191,3 +192,91 @@ def test_command_names_are_case_folded(name: str, expected: str) -> None:
 def test_bad_command_names(name: str, words: str) -> None:
     with pytest.raises(SetupError, match=words):
         check_command_name(name)
+
+
+class Thing:
+    """A plain class: pydantic has no validator that builds one from a word."""
+
+
+async def plain_class(ctx: object, thing: Thing) -> None: ...
+
+
+async def list_param(ctx: object, numbers: list[int]) -> None: ...
+
+
+async def optional_tuple(ctx: object, first: str, pair: tuple[int, ...] | None = None) -> None: ...
+
+
+async def star_of_lists(ctx: object, *numbers: list[int]) -> None: ...
+
+
+async def star_of_things(ctx: object, *things: Thing) -> None: ...
+
+
+async def dict_param(ctx: object, options: dict[str, int]) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("handler", "words"),
+    [
+        # Issue 14, item 8: pydantic's PydanticSchemaGenerationError, in a 30-frame traceback.
+        (
+            plain_class,
+            "'thing: Thing' of command handler plain_class: a word of text cannot become a Thing",
+        ),
+        (plain_class, "Take `thing: str` and look the Thing up in the handler"),
+        (star_of_things, "Take `*things: str`"),
+        # Issue 14, item 8: registered fine, then never matched (`sum 1 2 3`: extra text).
+        (
+            list_param,
+            "'numbers: list[int]' of command handler list_param takes one word, "
+            "which cannot be a list; to take the remaining words as a list, write "
+            "`*numbers: int`",
+        ),
+        (optional_tuple, "write `*pair: int`"),
+        (
+            star_of_lists,
+            "*numbers already collects the remaining words into a list; "
+            "annotate the type of one word: write `*numbers: int`",
+        ),
+        (dict_param, "take the rest of the text with `*, options: str`"),
+    ],
+)
+def test_argument_types_no_word_can_fill_fail_at_registration(handler: object, words: str) -> None:
+    with pytest.raises(SetupError, match=re.escape(words)) as caught:
+        CommandSignature(handler)  # type: ignore[arg-type]
+    # The setup error is the whole story: no pydantic error chained behind it.
+    error = caught.value
+    assert error.__cause__ is None
+    assert error.__context__ is None or error.__suppress_context__
+
+
+def parse_thing(word: str) -> Thing:
+    made = Thing()
+    made.__dict__["word"] = word
+    return made
+
+
+async def pick(
+    ctx: object,
+    numbers: Annotated[list[int], BeforeValidator(lambda w: w.split(","))],
+    thing: Annotated[Thing, PlainValidator(parse_thing)],
+) -> None: ...
+
+
+def test_a_validator_may_turn_one_word_into_a_list_or_an_object() -> None:
+    bound = CommandSignature(pick).bind("1,2,3 lamp")
+    assert bound["numbers"] == [1, 2, 3]
+    assert bound["thing"].word == "lamp"
+
+
+def test_a_bot_refuses_a_list_argument_when_decorating() -> None:
+    from imbot import Bot
+
+    bot = Bot()
+    with pytest.raises(SetupError, match=re.escape("write `*numbers: int`")):
+
+        @bot.command("sum")
+        async def total(ctx: object, numbers: list[int]) -> None: ...
+
+    assert bot.commands == []

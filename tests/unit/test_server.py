@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,7 @@ import pytest
 import structlog
 from aiohttp import web
 
+from imbot.bot.limits import FD_RESERVE, LogThrottle, connection_cap
 from imbot.bot.server import create_app, serve_app
 from imbot.errors import SetupError
 from imbot.events import AnyEvent, MessageReceived
@@ -64,9 +67,10 @@ async def running(
     secrets: Sequence[str] | Callable[[], Sequence[str]] = (SECRET,),
     **options: Any,
 ) -> AsyncIterator[str]:
+    serving = {k: options.pop(k) for k in ("header_timeout", "max_connections") if k in options}
     app = create_app(receive=receive, secrets=secrets, **options)
     async with anyio.create_task_group() as tg:
-        port = await tg.start(serve_app, app)
+        port = await tg.start(partial(serve_app, app, port=0, **serving))
         yield f"http://127.0.0.1:{port}"
         tg.cancel_scope.cancel()
 
@@ -128,6 +132,13 @@ async def test_any_of_several_secrets_matches_and_callable_secrets_are_read_per_
             id="bad-timestamp",
         ),
         pytest.param(lambda body: sign(body + b" ", SECRET), id="body-changed"),
+        pytest.param(
+            lambda body: {**sign(body, SECRET), "X-Inkbox-Signature": "sha256=abc"},
+            id="signature-too-short",
+        ),
+        pytest.param(
+            lambda body: sign(body, SECRET, request_id="r" * 300), id="request-id-too-long"
+        ),
     ],
 )
 async def test_bad_signatures_get_401_without_detail(
@@ -366,7 +377,7 @@ async def test_serve_app_reports_port_and_closes_on_cancel() -> None:
     app = web.Application()
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
-            port = await tg.start(serve_app, app)
+            port = await tg.start(partial(serve_app, app, port=0))
             assert port > 0
             stream = await anyio.connect_tcp("127.0.0.1", port)
             await stream.aclose()
@@ -400,3 +411,257 @@ async def test_a_single_string_secret_works() -> None:
         async with running(recorder, secrets=SECRET) as base, aiohttp.ClientSession() as session:
             status, _ = await post(session, base + "/webhook", body, sign(body, SECRET))
     assert status == 200
+
+
+# ---------------------------------------------------------------- defending against clients
+
+
+def raw_head(headers: dict[str, str], length: int, path: str = "/webhook") -> bytes:
+    """A POST's request line and headers, announcing ``length`` bytes of body."""
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {length}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def read_to_close(stream: anyio.abc.SocketStream) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    received = b""
+    try:
+        while True:
+            received += await stream.receive()
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        return received
+
+
+def port_of(base: str) -> int:
+    return int(base.rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="unsigned"),
+        pytest.param(sign(b"{}", SECRET, timestamp=int(time.time()) - 3600), id="stale"),
+        pytest.param({**sign(b"{}", SECRET), "X-Inkbox-Signature": "md5=1"}, id="bad-shape"),
+    ],
+)
+async def test_headers_are_judged_before_the_body_and_before_its_size(
+    headers: dict[str, str],
+) -> None:
+    # 10 MB announced, not one byte sent: a 401 (not a 413, not a wait) proves the headers
+    # were judged first, and the closed connection that nothing more is read.
+    recorder = Recorder()
+    with anyio.fail_after(5):
+        async with (
+            running(recorder) as base,
+            await anyio.connect_tcp("127.0.0.1", port_of(base)) as stream,
+        ):
+            await stream.send(raw_head(headers, 10_000_000))
+            reply = await read_to_close(stream)
+    assert reply.startswith(b"HTTP/1.1 401")
+    assert b"Connection: close" in reply
+    assert recorder.calls == []
+
+
+async def test_a_silent_or_half_sent_connection_is_closed_after_the_header_timeout() -> None:
+    recorder = Recorder()
+    with anyio.fail_after(5):
+        async with running(recorder, header_timeout=0.3) as base:
+            silent = await anyio.connect_tcp("127.0.0.1", port_of(base))
+            half_sent = await anyio.connect_tcp("127.0.0.1", port_of(base))
+            await half_sent.send(b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Ink")
+            started = anyio.current_time()
+            assert await read_to_close(silent) == b""
+            assert await read_to_close(half_sent) == b""
+            elapsed = anyio.current_time() - started
+            await silent.aclose()
+            await half_sent.aclose()
+    assert 0.2 < elapsed < 1.5
+
+
+async def test_an_idle_keep_alive_connection_is_closed_after_the_header_timeout() -> None:
+    recorder = Recorder()
+    body = message_body()
+    with anyio.fail_after(5), structlog.testing.capture_logs() as logs:
+        async with (
+            running(recorder, header_timeout=0.3) as base,
+            await anyio.connect_tcp("127.0.0.1", port_of(base)) as stream,
+        ):
+            await stream.send(raw_head(sign(body, SECRET), len(body)) + body)
+            reply = await read_to_close(stream)
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert b"Connection: close" not in reply  # kept alive, then closed for being idle
+    assert len(recorder.calls) == 1
+    # Routine: a connection that went quiet after its answers is not a slow client.
+    assert not [entry for entry in logs if entry["event"] == "server.slow_clients_closed"]
+
+
+async def test_a_request_being_handled_is_not_cut_by_the_header_timeout() -> None:
+    async def slow(event: AnyEvent, raw: bytes) -> None:
+        await anyio.sleep(0.8)
+
+    body = message_body()
+    with anyio.fail_after(5):
+        async with (
+            running(slow, header_timeout=0.2) as base,
+            aiohttp.ClientSession() as session,
+        ):
+            status, _ = await post(session, base + "/webhook", body, sign(body, SECRET))
+    assert status == 200
+
+
+async def test_a_body_slower_than_the_body_timeout_gets_408_and_a_closed_connection() -> None:
+    recorder = Recorder()
+    body = message_body()
+    with anyio.fail_after(5), structlog.testing.capture_logs() as logs:
+        async with (
+            running(recorder, body_timeout=0.3) as base,
+            await anyio.connect_tcp("127.0.0.1", port_of(base)) as stream,
+        ):
+            await stream.send(raw_head(sign(body, SECRET), len(body)) + body[:20])
+            started = anyio.current_time()
+            reply = await read_to_close(stream)
+            elapsed = anyio.current_time() - started
+    assert reply.startswith(b"HTTP/1.1 408")
+    assert reply.endswith(b'{"error":"request timeout"}')
+    assert 0.2 < elapsed < 1.5
+    assert recorder.calls == []
+    assert [entry["reason"] for entry in logs if entry["event"] == "webhook.rejected"] == [
+        "body_timeout"
+    ]
+
+
+async def test_at_the_connection_cap_the_longest_idle_connection_makes_room() -> None:
+    recorder = Recorder()
+    body = message_body()
+    with anyio.fail_after(5):
+        async with running(recorder, max_connections=3) as base:
+            idle = [await anyio.connect_tcp("127.0.0.1", port_of(base)) for _ in range(3)]
+            await anyio.sleep(0.1)  # all three accepted, oldest first
+            async with aiohttp.ClientSession() as session:
+                status, _ = await post(session, base + "/webhook", body, sign(body, SECRET))
+            assert await read_to_close(idle[0]) == b""  # closed to make room
+            with anyio.move_on_after(0.2) as still_open:
+                await idle[2].receive()
+            for stream in idle:
+                await stream.aclose()
+    assert status == 200
+    assert still_open.cancelled_caught
+
+
+async def test_when_every_connection_is_busy_a_new_one_waits_for_a_slot() -> None:
+    release = anyio.Event()
+    started: list[str] = []
+
+    async def held(event: AnyEvent, raw: bytes) -> None:
+        started.append(event.id)
+        await release.wait()
+
+    statuses: list[int] = []
+    with anyio.fail_after(10):
+        async with (
+            running(held, max_connections=2) as base,
+            aiohttp.ClientSession() as session,
+        ):
+
+            async def deliver(event_id: str) -> None:
+                body = message_body(event_id)
+                statuses.append(
+                    (await post(session, base + "/webhook", body, sign(body, SECRET)))[0]
+                )
+
+            async with anyio.create_task_group() as tg:
+                for event_id in ("evt_1", "evt_2", "evt_3"):
+                    tg.start_soon(deliver, event_id)
+                await anyio.sleep(0.5)
+                # Two connections, both busy: the third waits in the kernel's queue.
+                assert len(started) == 2
+                release.set()
+    assert statuses == [200, 200, 200]
+    assert sorted(started) == ["evt_1", "evt_2", "evt_3"]
+
+
+async def test_bodies_being_read_share_max_buffered_bytes() -> None:
+    # Well-formed, fresh headers pass the early check, so these bodies are read; together
+    # they may not pass max_buffered_bytes.
+    recorder = Recorder()
+    size = 60_000
+    headers = {**sign(b"", SECRET), "X-Inkbox-Signature": "sha256=" + "0" * 64}
+    with anyio.fail_after(5), structlog.testing.capture_logs() as logs:
+        async with running(recorder, max_body_size=65_536, max_buffered_bytes=65_536) as base:
+            first = await anyio.connect_tcp("127.0.0.1", port_of(base))
+            await first.send(raw_head(headers, size) + b"x" * 40_000)  # and stalls
+            await anyio.sleep(0.2)
+            async with await anyio.connect_tcp("127.0.0.1", port_of(base)) as second:
+                await second.send(raw_head(headers, size) + b"x" * 40_000)
+                refused = await read_to_close(second)
+            await first.aclose()  # gives its bytes back
+            await anyio.sleep(0.1)
+            body = message_body()
+            async with aiohttp.ClientSession() as session:
+                status, _ = await post(session, base + "/webhook", body, sign(body, SECRET))
+    assert refused.startswith(b"HTTP/1.1 503")
+    assert [entry["reason"] for entry in logs if entry["event"] == "webhook.rejected"] == [
+        "buffer_full"
+    ]
+    assert status == 200
+
+
+async def test_a_client_leaving_mid_body_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    recorder = Recorder()
+    body = message_body()
+    with anyio.fail_after(5), structlog.testing.capture_logs() as logs:
+        async with (
+            running(recorder) as base,
+            await anyio.connect_tcp("127.0.0.1", port_of(base)) as stream,
+        ):
+            await stream.send(raw_head(sign(body, SECRET), len(body)) + body[:20])
+            await anyio.sleep(0.1)
+            await anyio.sleep(0.2)
+    assert recorder.calls == []
+    assert [entry for entry in logs if entry["log_level"] in ("warning", "error")] == []
+    assert [record for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
+async def test_the_limits_are_checked_when_the_server_is_built() -> None:
+    recorder = Recorder()
+    with pytest.raises(SetupError, match="body_timeout"):
+        create_app(receive=recorder, secrets=[SECRET], body_timeout=0)
+    with pytest.raises(SetupError, match="max_buffered_bytes"):
+        create_app(receive=recorder, secrets=[SECRET], max_buffered_bytes=1000)
+    app = create_app(receive=recorder, secrets=[SECRET])
+    with pytest.raises(SetupError, match="header_timeout"):
+        await serve_app(app, port=0, header_timeout=-1)
+    with pytest.raises(SetupError, match="max_connections"):
+        await serve_app(app, port=0, max_connections=0)
+
+
+def test_the_connection_cap_leaves_descriptors_free_under_the_open_files_limit() -> None:
+    assert connection_cap(1024, 1024) == 1024 - FD_RESERVE
+    assert connection_cap(1024, 1_048_576) == 1024
+    assert connection_cap(1024, None) == 1024
+    assert connection_cap(1024, 100) == 50  # a tiny limit: half of it
+
+
+async def test_the_log_throttle_turns_a_storm_into_one_line_per_interval() -> None:
+    throttle = LogThrottle(interval=0.2)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(1000):
+            throttle.warning("server.accept_failed", error="Too many open files")
+        at_once = list(logs)
+        await anyio.sleep(0.3)
+        throttle.warning("server.slow_clients_closed", count=7)
+        throttle.close()
+    assert at_once == [
+        {
+            "event": "server.accept_failed",
+            "count": 1,
+            "error": "Too many open files",
+            "log_level": "warning",
+        }
+    ]
+    assert [(entry["event"], entry["count"]) for entry in logs] == [
+        ("server.accept_failed", 1),
+        ("server.accept_failed", 999),
+        ("server.slow_clients_closed", 7),
+    ]

@@ -15,8 +15,7 @@ import pytest
 
 from imbot.bot.inbox import PendingEvent, open_inbox
 from imbot.bot.state import load_state, open_state_store
-from imbot.storage import SqliteInboxStore, SqliteStateStore
-from imbot.storage import sqlite as sqlite_engine
+from imbot.storage import SqliteInboxStore, SqliteStateStore, sqlite_engine
 
 
 class FakeClock:
@@ -239,9 +238,9 @@ def test_schema_version_and_newer_files_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "bot.db"
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        assert sqlite_engine.migrate(conn) == 1
-        assert sqlite_engine.migrate(conn) == 1  # idempotent
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert sqlite_engine.migrate(conn) == 2
+        assert sqlite_engine.migrate(conn) == 2  # idempotent
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         conn.execute("PRAGMA user_version = 99")
         with pytest.raises(sqlite3.DatabaseError, match="newer than this imbot"):
             sqlite_engine.migrate(conn)

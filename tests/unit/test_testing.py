@@ -345,6 +345,112 @@ async def test_handler_errors_can_be_collected_instead(bot: Bot) -> None:
         assert harness.errors[0].event_type == "imessage.received"
 
 
+async def test_state_reads_what_the_handlers_saved() -> None:
+    """Issue 14, item 5: no documented way to read a conversation's ctx.state in a test."""
+    bot = Bot()
+
+    @bot.command("count")
+    async def count(ctx: Context[MessageReceived]) -> None:
+        ctx.state["count"] = ctx.state.get("count", 0) + 1
+        await ctx.reply(f"You asked {ctx.state['count']} times.")
+        await anyio.sleep(0.3)  # the state is saved after the reply reached the phone
+
+    async with running(bot) as (harness, chat):
+        assert await chat.state() == {}
+        await chat.say("count")
+        await chat.expect_reply("You asked 1 times.")
+        assert await chat.state() == {"count": 1}  # waited for the handler to save
+        await chat.say("count")
+        await chat.expect_reply("You asked 2 times.")
+        saved = await harness.state()
+        assert saved == {"count": 2}
+        saved["count"] = 99  # a copy: the bot's state is not changed through it
+        bob = harness.chat("+15550001111")
+        with pytest.raises(AssertionError, match=r"\+15550001111 has no conversation with"):
+            await harness.state(bob)
+        await bob.connect()
+        await bob.say("count")
+        await bob.expect_reply("You asked 1 times.")
+        assert await harness.state("+15550001111") == {"count": 1}
+        assert await chat.state() == {"count": 2}
+
+
+def forgetful_bot() -> Bot:
+    """Issue 14, item 9: handlers that forget `await` (the reply never goes out)."""
+    bot = Bot()
+
+    @bot.command("reply")
+    async def reply(ctx: Context[MessageReceived]) -> None:
+        ctx.reply("you will never see this")  # type: ignore[unused-coroutine]
+
+    @bot.command("mine")
+    async def mine(ctx: Context[MessageReceived]) -> None:
+        async def helper() -> None:
+            await ctx.reply("nor this")
+
+        helper()  # type: ignore[unused-coroutine]
+
+    return bot
+
+
+@pytest.mark.parametrize(
+    ("command", "coroutine", "code"),
+    [
+        ("reply", "Context.reply", 'ctx.reply("you will never see this")'),
+        ("mine", "forgetful_bot.<locals>.mine.<locals>.helper", "helper()"),
+    ],
+)
+async def test_a_forgotten_await_fails_at_once_and_says_so(
+    command: str, coroutine: str, code: str
+) -> None:
+    async with running(forgetful_bot(), timeout=5) as (harness, chat):
+        await chat.say(command)
+        started = anyio.current_time()
+        with pytest.raises(AssertionError) as caught:
+            await chat.expect_reply()
+        # Not the 5-second "it did not come": the failure names the cause at once.
+        assert anyio.current_time() - started < 2.5
+        message = str(caught.value)
+        assert message.startswith(f"coroutine {coroutine!r} was never awaited, at ")
+        assert "test_testing.py:" in message
+        assert f"did you forget `await`? `{code}` makes a coroutine" in message
+        assert f"write `await {code}`" in message
+        assert f"me: {command}" in message  # the transcript follows
+        assert harness.errors == []  # not a handler error: nothing was raised
+        await chat.say("all good")  # reported once: the harness goes on
+        await chat.expect_silence(0.1)
+
+
+def test_blocks_noticing_forgotten_awaits_may_overlap_and_end_in_any_order() -> None:
+    import warnings
+
+    from imbot.testing.unawaited import noticing_unawaited
+
+    async def nap() -> None: ...
+
+    before = warnings.showwarning
+    first: list[str] = []
+    second: list[str] = []
+    one, two = noticing_unawaited(first.append), noticing_unawaited(second.append)
+    one.__enter__()
+    two.__enter__()
+    nap()  # type: ignore[unused-coroutine]
+    one.__exit__(None, None, None)  # before the block that started after it
+    nap()  # type: ignore[unused-coroutine]
+    two.__exit__(None, None, None)
+    assert len(first) == 1
+    assert len(second) == 2
+    assert all("coroutine 'test_blocks_noticing" in text for text in second)
+    assert warnings.showwarning is before
+
+
+async def test_a_forgotten_await_in_the_test_itself_fails_too(bot: Bot) -> None:
+    async with running(bot) as (_, chat):
+        chat.say("hi")  # type: ignore[unused-coroutine]
+        with pytest.raises(AssertionError, match=r"coroutine 'Conversation.say' was never"):
+            await chat.expect_reply()
+
+
 async def test_the_block_exception_propagates_unchanged(bot: Bot) -> None:
     with pytest.raises(KeyError, match="mine"):
         async with running(bot):
@@ -424,6 +530,25 @@ def test_the_kit_uses_only_public_seams_of_the_bot_and_the_simulator() -> None:
         source = path.read_text(encoding="utf-8")
         for name in private:
             assert name not in source, f"{path.name} reaches into {name}"
+
+
+def test_the_kit_docstrings_are_markdown_not_rest() -> None:
+    """Issue 14, item 13: the API reference showed "with the conversation so far::"."""
+    import ast
+
+    import imbot.pytest_plugin
+
+    paths = [*pathlib.Path(testing.__file__).parent.glob("*.py")]
+    paths.append(pathlib.Path(imbot.pytest_plugin.__file__))
+    for path in paths:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        documented = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+        for node in ast.walk(tree):
+            if not isinstance(node, documented):
+                continue
+            doc = ast.get_docstring(node) or ""
+            rest = [line for line in doc.splitlines() if line.rstrip().endswith("::")]
+            assert not rest, f"{path.name}: a reST literal block marker in {rest[0]!r}"
 
 
 def test_the_feed_follows_stream_blocks_and_the_transcript_renders_them() -> None:
