@@ -1,23 +1,9 @@
 """SQLite stores: a durable inbox and state store for one machine (stdlib ``sqlite3``).
 
-One file can hold both engines' tables; the schema and its migrations live in ``_MIGRATIONS``
-below and are applied by whichever engine opens the file first (``PRAGMA user_version``).
-
-Durability. The file runs in WAL mode. With the default ``synchronous=NORMAL`` a commit is
-a ``write()`` into the WAL, which the OS keeps even if the process is killed (``kill -9``,
-OOM, a crash): an event ``add`` returned for is in the file after a restart. A power loss or
-kernel panic can roll back the last commits; ``synchronous=FULL`` (``?synchronous=full`` in
-the URL) fsyncs every commit to cover that too.
-
-Speed. Every write goes through a group commit: the first writer waits one turn of the event
-loop so that writers arriving meanwhile (other webhooks, finished handlers) join its
-transaction, then commits them all at once. Under load that turns many small commits, each
-rewriting whole pages into the WAL, into one. With ``NORMAL`` a commit takes tens of
-microseconds and runs on the loop's thread: a worker-thread hop would cost more. The one
-slow step, the WAL checkpoint (it fsyncs), runs in a worker thread on its own connection,
-every few hundred writes, started from the handler side (``complete``, state saves) so that
-the webhook's 200 never waits for it. With ``FULL`` every commit fsyncs, so commits run in
-a worker thread.
+Both run on ``sqlite_engine.Engine``: one file can hold both stores' tables; durability
+(WAL, ``synchronous=normal|full``) and speed (group commit, off-loop checkpoints) are
+explained there. The inbox keeps accepted events until they are handled, their retry
+counts, and the dead letters; the state store keeps one JSON object per conversation.
 """
 
 from __future__ import annotations
