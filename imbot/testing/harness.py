@@ -18,6 +18,7 @@ import aiohttp
 import anyio
 import anyio.abc
 
+from imbot.errors import single_exception
 from imbot.sim import Chaos
 from imbot.testing.agent import SimAgent, local_simulator, sim_agent
 from imbot.testing.conversation import Conversation
@@ -279,9 +280,10 @@ class BotHarness:
             # None, not the block's exception: that one is the test's, not the tasks'.
             await tg.__aexit__(None, None, None)
         except BaseExceptionGroup as group:
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
+            inner = single_exception(group)
+            if inner is None:
+                raise
+            raise inner from None
         return False
 
     async def __aexit__(

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import importlib.util
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["EXAMPLES", "REPO_ROOT", "free_port", "load_example", "snapshot"]
 
@@ -58,3 +60,22 @@ def free_port() -> int:
 async def snapshot(items: list[T]) -> list[T]:
     """A copy of a list, as an awaitable probe for ``imbot.testing.eventually``."""
     return list(items)
+
+
+def wait_listening(port: int, process: subprocess.Popen[Any], log: Path | None = None) -> None:
+    """Wait (20 s at most) until a child process listens on ``port``; fail if it exits first.
+
+    The failure shows the child's log file, or its output when it wrote to pipes.
+    """
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if process.poll() is not None:
+                raise AssertionError(
+                    log.read_text() if log is not None else str(process.communicate())
+                ) from None
+            assert time.monotonic() < deadline, "imbot run never listened"
+            time.sleep(0.02)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imbot.webhooks import sign
+from support import wait_listening
 from tests.support import REPO_ROOT, free_port
 
 __all__ = ["SECRET", "BotProcess", "event_body", "imbot_run", "limited", "post_webhook"]
@@ -163,15 +162,7 @@ def imbot_run(tmp_path: Path, *, open_files: tuple[int, int] | None = None) -> I
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    assert process.poll() is None, log_path.read_text()
-                    assert time.monotonic() < deadline, "imbot run never listened"
-                    time.sleep(0.02)
+            wait_listening(port, process, log_path)
             yield BotProcess(process, port, log_path)
         finally:
             if process.poll() is None:

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import anyio
+from support import wait_listening
 
 from imbot.sim import Chaos
 from imbot.testing import simulated
@@ -224,15 +225,7 @@ def _serve_briefly(tmp_path: Path, api: dict[str, str]) -> str:
     port = free_port()
     process = start(app, port, IMBOT_SIGNING_KEY=SECRET, **api)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert process.poll() is None, process.communicate()
-                assert time.monotonic() < deadline, "imbot run never listened"
-                time.sleep(0.01)
+        wait_listening(port, process)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=15)
         assert process.returncode == 0, err
