@@ -43,7 +43,8 @@ _TEMPLATE = (
 def event_body(n: int, prefix: str) -> bytes:
     """The n-th distinct ``imessage.received`` body, in its own conversation."""
     cid = str(uuid.UUID(int=zlib.crc32(prefix.encode()) << 64 | n))
-    mid = str(uuid.UUID(int=(1 << 127) | n))
+    # The message id names the event for dedupe: the warm-up must not share the measured ids.
+    mid = str(uuid.UUID(int=(1 << 127) | zlib.crc32(prefix.encode()) << 64 | n))
     return (_TEMPLATE % {"eid": f"{prefix}{n:08d}", "mid": mid, "cid": cid}).encode()
 
 

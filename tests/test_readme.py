@@ -10,7 +10,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 TEST_COMMAND = (
-    "python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev]' && .venv/bin/python -m pytest"
+    "python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev]' "
+    "&& .venv/bin/python -m pytest -n auto"
 )
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console", "zsh"}
 FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
