@@ -34,6 +34,8 @@ ImbotError
 │   └── ConnectError                   the connection could not be opened; nothing was sent
 ├── InvalidRequest (also ValueError)   a request refused locally, before anything is sent
 ├── MediaTooLarge (also ValueError)    refused locally, before any upload
+├── StoreUnavailable                   the shared store (Redis) cannot be reached; retried
+├── StateConflict                      ctx.state changed elsewhere since loaded; event retried
 └── WebhookError                       an inbound webhook request was refused
     ├── InvalidSignature               bad, missing or stale signature headers
     ├── BodyTooLarge                   the body is over the server's limit
@@ -92,6 +94,8 @@ __all__ = [
     "ServerError",
     "SetupError",
     "SkipHandler",
+    "StateConflict",
+    "StoreUnavailable",
     "TransportError",
     "Unauthorized",
     "Unprocessable",
@@ -425,6 +429,14 @@ class MediaTooLarge(ImbotError, ValueError):
         self.limit = limit
 
 
+class StoreUnavailable(ImbotError):
+    """The shared store (Redis) is out of reach: webhooks get 503, lanes wait (transient)."""
+
+
+class StateConflict(ImbotError):
+    """``ctx.state`` changed elsewhere since it was loaded: the event runs again (transient)."""
+
+
 class WebhookError(ImbotError):
     """An inbound webhook request was refused before any handler ran."""
 
@@ -457,13 +469,16 @@ def _detail_field(detail: Any, name: str) -> str | None:
     return None
 
 
+_STORE_TRANSIENT = StoreUnavailable | StateConflict  # the shared store: out of reach, or moved on
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether an error may go away by itself: the API unreachable, timed out, 429 or 5xx.
 
     A handler that fails with one of these is run again later (see ``docs/dispatch.md``);
     its sends keep their idempotency keys, so nothing is sent twice.
     """
-    return isinstance(exc, TransportError | RateLimited | ServerError)
+    return isinstance(exc, TransportError | RateLimited | ServerError | _STORE_TRANSIENT)
 
 
 def single_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

@@ -18,7 +18,13 @@ from tests.support.redis_server import INSTALL_HINT, RedisServer, redis_binary
 @pytest.fixture(autouse=True)
 def _no_inkbox_env(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
     """Keep the developer's own Inkbox settings out of every test."""
-    for name in ("INKBOX_API_KEY", "INKBOX_BASE_URL", "IMBOT_HANDLE", "IMBOT_SIGNING_KEY"):
+    for name in (
+        "INKBOX_API_KEY",
+        "INKBOX_BASE_URL",
+        "IMBOT_HANDLE",
+        "IMBOT_SIGNING_KEY",
+        "IMBOT_STORE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     os.makedirs(tmp_path / "home", exist_ok=True)
@@ -35,7 +41,7 @@ def redis_server_session(
         if os.environ.get("CI"):
             pytest.fail(f"redis-server is missing in CI; {INSTALL_HINT}")
         pytest.skip(f"redis-server is not installed; {INSTALL_HINT}")
-    server = RedisServer(tmp_path_factory.mktemp("redis"), binary=binary)
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     try:
         yield server

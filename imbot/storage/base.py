@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["DeadLetter", "InboxStore", "InstantStateStore", "PendingEvent", "StateStore"]
+__all__ = [
+    "DeadLetter",
+    "InboxStore",
+    "InstantStateStore",
+    "PendingEvent",
+    "StateStore",
+    "VersionedStateStore",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,4 +165,30 @@ class InstantStateStore(StateStore, Protocol):
 
     def load_nowait(self, conversation_id: str) -> dict[str, Any] | None:
         """Return the saved state, or ``None``, without blocking the event loop."""
+        ...
+
+
+@runtime_checkable
+class VersionedStateStore(StateStore, Protocol):
+    """A ``StateStore`` that saves only over the version it loaded: no lost update.
+
+    Where several processes may run one conversation (a shared store), a save carries the
+    version its state was loaded at, and fails with ``imbot.errors.StateConflict`` (a
+    transient error: the event runs again) when the stored state moved on meanwhile.
+    Version 0 means "nothing saved".
+    """
+
+    async def load_versioned(self, conversation_id: str) -> tuple[dict[str, Any] | None, int]:
+        """Return the saved state (or ``None``) and its version."""
+        ...
+
+    async def save_versioned(self, conversation_id: str, data: dict[str, Any], version: int) -> int:
+        """Replace the state saved at ``version`` (an empty ``data`` deletes it).
+
+        Returns:
+            The new version.
+
+        Raises:
+            StateConflict: the stored state is no longer at ``version``.
+        """
         ...

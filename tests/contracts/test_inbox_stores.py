@@ -1,4 +1,7 @@
-"""One contract every inbox engine keeps: dedupe, pending, retries, dead letters, requeue."""
+"""One contract every inbox engine keeps: dedupe, pending, retries, dead letters, requeue.
+
+Memory, SQLite and Redis (a real ``redis-server``) run the same tests.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +11,26 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from imbot.storage import InboxStore, MemoryInboxStore, SqliteInboxStore, sqlite_engine
+from imbot.storage import (
+    InboxStore,
+    MemoryInboxStore,
+    SqliteInboxStore,
+    open_inbox_store,
+    sqlite_engine,
+)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(
     request: pytest.FixtureRequest, tmp_path: pathlib.Path
 ) -> AsyncIterator[InboxStore]:
-    engine: InboxStore = (
-        MemoryInboxStore()
-        if request.param == "memory"
-        else SqliteInboxStore(str(tmp_path / "x.db"))
-    )
+    engine: InboxStore
+    if request.param == "memory":
+        engine = MemoryInboxStore()
+    elif request.param == "sqlite":
+        engine = SqliteInboxStore(str(tmp_path / "x.db"))
+    else:
+        engine = open_inbox_store(request.getfixturevalue("redis_url"))
     try:
         yield engine
     finally:

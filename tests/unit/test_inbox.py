@@ -111,7 +111,7 @@ def test_storage_urls(url: str | None, expected: StorageURL) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("redis://localhost", "not supported"),
+        ("mongodb://localhost", "not supported"),
         ("bot.db", "no scheme"),
         ("sqlite:///bot.db?journal=off", "unknown option"),
         ("sqlite:///bot.db?synchronous=off", "unknown option"),
