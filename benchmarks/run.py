@@ -2,7 +2,8 @@
 
 Sections (``--only`` picks some): ``load`` (imbot echo bot against the aiohttp floor,
 alternating A B A B), ``sim`` (the simulator alone), ``memory`` (bytes per idle
-conversation), ``startup`` (``import imbot`` and ``imbot dev``).
+conversation), ``startup`` (``import imbot`` and ``imbot dev``), ``scaleout`` (the echo bot
+on memory, on Redis, and as two workers on Redis).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from benchmarks.report import (
     sim_rows,
     startup_rows,
 )
+from benchmarks.scaleout import ScaleConfig, run_scaleout, scaleout_rows
 from benchmarks.sim_bench import SimConfig, run_sim
 from benchmarks.startup import measure_dev, measure_import
 
-SECTIONS = ("load", "sim", "memory", "startup")
+SECTIONS = ("load", "sim", "memory", "startup", "scaleout")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -179,6 +181,16 @@ async def run(args: argparse.Namespace, logdir: pathlib.Path) -> dict[str, Any]:
             start["import"] = {"error": str(exc)}
         start["dev"] = measure_dev(logdir, runs=1 if quick else 3)
         results["startup"] = start
+    if "scaleout" in sections:
+        scale = ScaleConfig.quick() if quick else ScaleConfig()
+        _progress(
+            f"scale-out: N={scale.n} C={scale.concurrency} rounds={scale.rounds}: "
+            "1 worker on memory, 1 on Redis, 2 on Redis"
+        )
+        try:
+            results["scaleout"] = await run_scaleout(scale, logdir, _progress)
+        except Exception as exc:  # report, don't abort the other sections
+            results["scaleout"] = {"error": f"{type(exc).__name__}: {exc}"}
     return results
 
 
@@ -209,6 +221,17 @@ def render_results(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     if "startup" in results:
         rows, ch = startup_rows(results["startup"])
         sections.append(("Start-up", rows))
+        checks += ch
+    if "scaleout" in results:
+        rows, ch = scaleout_rows(results["scaleout"])
+        config = results["scaleout"].get("config") or {}
+        title = "Scale-out: echo bot by setup"
+        if config:
+            title += (
+                f", N={config['n']:,}, C={config['concurrency']}, median of "
+                f"{config['rounds']} rounds (A B C A B C)"
+            )
+        sections.append((title, rows))
         checks += ch
     return render(title, sections), checks
 

@@ -36,6 +36,7 @@ __all__ = [
     "BodyTooLarge",
     "Bot",
     "BotState",
+    "Bubbles",
     "CommandInfo",
     "ConfigError",
     "Conflict",
@@ -59,6 +60,7 @@ __all__ = [
     "HandlerRetry",
     "HandlerTimeout",
     "HasMedia",
+    "HistoryEntry",
     "IdempotencyKeyReused",
     "Identity",
     "ImbotError",
@@ -78,6 +80,7 @@ __all__ = [
     "NotConnected",
     "NotFound",
     "NotMessagedYet",
+    "Pacing",
     "PayloadTooLarge",
     "RateLimited",
     "Reaction",
@@ -92,11 +95,14 @@ __all__ = [
     "Service",
     "SetupError",
     "SkipHandler",
+    "StateConflict",
+    "StoreUnavailable",
     "Tapback",
     "TapbackKind",
     "Text",
     "TransportError",
     "TriageNumber",
+    "Turn",
     "Unauthorized",
     "UnknownEvent",
     "Unprocessable",
@@ -110,7 +116,10 @@ __all__ = [
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from imbot.bot.bot import Bot
+    from imbot.bot.bubbles import Bubbles
     from imbot.bot.context import Context
+    from imbot.bot.history import HistoryEntry
+    from imbot.bot.pacing import Pacing
     from imbot.bot.resources import BotState
     from imbot.bot.retry import HandlerRetry
     from imbot.client.client import InkboxClient
@@ -144,6 +153,8 @@ if TYPE_CHECKING:
         ServerError,
         SetupError,
         SkipHandler,
+        StateConflict,
+        StoreUnavailable,
         TransportError,
         Unauthorized,
         Unprocessable,
@@ -191,12 +202,16 @@ if TYPE_CHECKING:
         as_filter,
     )
     from imbot.routing.router import Router
+    from imbot.routing.turns import Turn
     from imbot.storage.base import DeadLetter
 del TYPE_CHECKING
 
 _LAZY: dict[str, tuple[str, ...]] = {
     "imbot.bot.bot": ("Bot",),
+    "imbot.bot.bubbles": ("Bubbles",),
     "imbot.bot.context": ("Context",),
+    "imbot.bot.history": ("HistoryEntry",),
+    "imbot.bot.pacing": ("Pacing",),
     "imbot.bot.resources": ("BotState",),
     "imbot.bot.retry": ("HandlerRetry",),
     "imbot.client.client": ("InkboxClient",),
@@ -230,6 +245,8 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "ServerError",
         "SetupError",
         "SkipHandler",
+        "StateConflict",
+        "StoreUnavailable",
         "TransportError",
         "Unauthorized",
         "Unprocessable",
@@ -277,6 +294,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "as_filter",
     ),
     "imbot.routing.router": ("Router",),
+    "imbot.routing.turns": ("Turn",),
     "imbot.storage.base": ("DeadLetter",),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}

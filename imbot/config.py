@@ -18,7 +18,8 @@ The process settings follow the same rule, argument > environment > default, one
 each: ``resolve_log_level`` (``IMBOT_LOG_LEVEL``), ``resolve_log_format``
 (``IMBOT_LOG_FORMAT``), ``resolve_log_locals`` (``IMBOT_LOG_LOCALS``), ``resolve_gc_tuning``
 (``IMBOT_GC_TUNING``) and
-``resolve_sim_admin_key`` (``IMBOT_SIM_ADMIN_KEY``). Nothing else in imbot reads the
+``resolve_sim_admin_key`` (``IMBOT_SIM_ADMIN_KEY``) and ``resolve_store`` (``IMBOT_STORE``,
+the storage URL of a bot whose code names none). Nothing else in imbot reads the
 environment: the edge (``Bot.run()``, the CLI) calls these and passes the values on, and a
 child process the CLI starts gets this one's environment from ``child_environment``.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "LOG_LOCALS_ENV",
     "SIGNING_KEY_ENV",
     "SIM_ADMIN_KEY_ENV",
+    "STORE_ENV",
     "BotSettings",
     "Settings",
     "child_environment",
@@ -59,6 +61,7 @@ __all__ = [
     "resolve_log_secrets",
     "resolve_settings",
     "resolve_sim_admin_key",
+    "resolve_store",
 ]
 
 DEFAULT_BASE_URL = "https://inkbox.ai"
@@ -93,6 +96,9 @@ GC_TUNING_ENV = "IMBOT_GC_TUNING"
 
 SIM_ADMIN_KEY_ENV = "IMBOT_SIM_ADMIN_KEY"
 """The environment variable holding the simulator's admin API key (``imbot sim``/``dev``)."""
+
+STORE_ENV = "IMBOT_STORE"
+"""The environment variable naming the bot's store (``redis://host:6379/0``), inbox and state."""
 
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1"})
 
@@ -433,6 +439,22 @@ def resolve_sim_admin_key(
         'ApiKey_dev'
     """
     return given or _environ(env).get(SIM_ADMIN_KEY_ENV) or None
+
+
+def resolve_store(given: str | None = None, *, env: Mapping[str, str] | None = None) -> str | None:
+    """The bot's storage URL: the argument, else ``IMBOT_STORE``, else ``None`` (memory).
+
+    One URL for both the inbox and the state (``Bot(store=...)``; ``--store`` on the command
+    line sets ``IMBOT_STORE``); the ``inbox=`` and ``state=`` arguments still win for their
+    part. Empty or blank values count as not given.
+
+    Example:
+        >>> resolve_store(env={"IMBOT_STORE": "redis://127.0.0.1:6379/0"})
+        'redis://127.0.0.1:6379/0'
+    """
+    if given is not None and given.strip():
+        return given.strip()
+    return _environ(env).get(STORE_ENV, "").strip() or None
 
 
 def child_environment(

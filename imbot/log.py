@@ -391,7 +391,9 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(minimum),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        # One write per line (print() writes the line, then its newline): the workers of
+        # `imbot run --workers` share one stderr, and their lines must not interleave.
+        logger_factory=structlog.WriteLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
     root = _stdlib_logging.getLogger()

@@ -3,6 +3,11 @@
 The bot's webhook server, the simulator and ``imbot dev`` all bind the same way
 (``SO_REUSEADDR`` so a port in ``TIME_WAIT`` counts as free, IPv6 sockets v6-only), probe a
 port before a slow start-up, and say the same thing when they cannot.
+
+``imbot run --workers N`` shares one port between N processes with ``SO_REUSEPORT``: each
+worker binds its own listening socket with ``reuse_port=True`` and the kernel spreads new
+connections across them, while the parent holds the port with ``reserve_port`` (bound, not
+listening, so it never receives a connection itself).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 from typing import Any
 
 __all__ = [
@@ -17,6 +23,8 @@ __all__ = [
     "cannot_listen",
     "listen_error_message",
     "probe_port",
+    "reserve_port",
+    "reuse_port_supported",
     "suggest_free_ports",
 ]
 
@@ -68,9 +76,21 @@ def cannot_listen(host: str, port: int, exc: OSError, *, how: str = "") -> OSErr
     return type(exc)(exc.errno, message)
 
 
-def _configure(sock: socket.socket, family: int) -> None:
+def reuse_port_supported() -> bool:
+    """Whether several processes can share a port here, with the kernel balancing between them.
+
+    Linux spreads new connections across the listening sockets bound with ``SO_REUSEPORT``;
+    other systems either lack the option (Windows) or give every connection to one socket
+    (macOS), which would leave all but one worker idle.
+    """
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def _configure(sock: socket.socket, family: int, *, reuse_port: bool = False) -> None:
     if os.name == "posix":
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     if family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
 
@@ -80,8 +100,17 @@ def _addresses(host: str, port: int) -> list[tuple[int, int, int, Any]]:
     return [(family, kind, proto, address) for family, kind, proto, _, address in infos]
 
 
-def bind_listener(host: str, port: int, *, backlog: int = 4096) -> socket.socket:
+def bind_listener(
+    host: str, port: int, *, backlog: int = 4096, reuse_port: bool = False
+) -> socket.socket:
     """Bind and listen on the first address of ``host:port``; a non-blocking socket.
+
+    Args:
+        host: the interface.
+        port: the port, or 0 for a free one.
+        backlog: connections the kernel queues before they are accepted.
+        reuse_port: share the port with the other sockets bound with ``SO_REUSEPORT`` by
+            this user (``imbot run --workers``); the kernel spreads connections across them.
 
     Raises:
         OSError: the address cannot be bound; the message names it (see ``cannot_listen``).
@@ -89,7 +118,7 @@ def bind_listener(host: str, port: int, *, backlog: int = 4096) -> socket.socket
     family, kind, proto, address = _addresses(host, port)[0]
     sock = socket.socket(family, kind, proto)
     try:
-        _configure(sock, family)
+        _configure(sock, family, reuse_port=reuse_port)
         sock.bind(address)
         sock.listen(backlog)
         sock.setblocking(False)
@@ -99,7 +128,7 @@ def bind_listener(host: str, port: int, *, backlog: int = 4096) -> socket.socket
     return sock
 
 
-def probe_port(host: str, port: int, *, how: str = "") -> int:
+def probe_port(host: str, port: int, *, how: str = "", reuse_port: bool = False) -> int:
     """Check that ``host:port`` can be bound, the way the server will bind it; return the port.
 
     Servers here bind only after a slow start-up (a lifespan, a child process); probing
@@ -110,6 +139,8 @@ def probe_port(host: str, port: int, *, how: str = "") -> int:
         host: the interface.
         port: the port, or 0 for a free one.
         how: how the user picks another port, for the message (``"--port"``).
+        reuse_port: probe as a worker sharing the port will bind it (``SO_REUSEPORT``): a
+            port held by its siblings or its parent counts as free.
 
     Raises:
         OSError: the address cannot be bound; same errno, a message naming the address.
@@ -118,12 +149,43 @@ def probe_port(host: str, port: int, *, how: str = "") -> int:
     try:
         for family, kind, proto, address in _addresses(host, port):
             with socket.socket(family, kind, proto) as probe:
-                _configure(probe, family)
+                _configure(probe, family, reuse_port=reuse_port)
                 probe.bind(address)
                 bound = int(probe.getsockname()[1])
     except OSError as exc:
         raise cannot_listen(host, port, exc, how=how) from exc
     return bound
+
+
+def reserve_port(host: str, port: int, *, how: str = "") -> socket.socket:
+    """Hold ``host:port`` for workers that will share it; the socket is bound, never listening.
+
+    Port 0 is resolved here, once, so that every worker binds the same port. Only sockets
+    with ``SO_REUSEPORT`` of the same user can bind the port beside it, and the kernel hands
+    connections to listening sockets only, so the holder receives none. Probe the port
+    first (``probe_port`` without ``reuse_port``): a group of workers already serving it
+    would otherwise be joined, not refused.
+
+    Args:
+        host: the interface.
+        port: the port, or 0 for a free one.
+        how: how the user picks another port, for the message (``"--port"``).
+
+    Returns:
+        The bound socket; close it when the workers are gone.
+
+    Raises:
+        OSError: the address cannot be bound; same errno, a message naming the address.
+    """
+    family, kind, proto, address = _addresses(host, port)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        _configure(sock, family, reuse_port=True)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise cannot_listen(host, port, exc, how=how) from exc
+    return sock
 
 
 def suggest_free_ports(host: str = "127.0.0.1", count: int = 2) -> list[int]:

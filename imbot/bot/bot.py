@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from imbot.storage.base import StateStore
     from imbot.types import Lifespan
 
+from imbot.bot.bubbles import Bubbles
 from imbot.bot.lifecycle import Lifecycle
 from imbot.bot.limits import (
     DEFAULT_BODY_TIMEOUT,
@@ -40,6 +41,7 @@ from imbot.bot.limits import (
     DEFAULT_MAX_CONNECTIONS,
     check_limits,
 )
+from imbot.bot.pacing import Pacing
 from imbot.bot.resources import BotState
 from imbot.bot.retry import HandlerRetry
 from imbot.errors import SetupError
@@ -70,6 +72,10 @@ class Bot(Lifecycle):
             ``StateStore``.
         inbox: where event ids (and, durable, bodies) are kept: ``None`` (memory),
             ``"sqlite:///bot.db"`` to resume after a crash, or an ``Inbox``.
+        store: one storage URL for both the inbox and the state (``IMBOT_STORE``):
+            ``"redis://host:6379/0"`` lets several processes behave as one bot (shared
+            dedupe, order per conversation, state and ``ctx.ask``); ``inbox=`` and
+            ``state=`` win for their part.
         max_concurrency: handlers running at once, across conversations (256). Not a
             throughput knob: handlers mostly wait on the API, and a low bound makes events
             wait in their lanes after their webhook was acknowledged.
@@ -94,6 +100,10 @@ class Bot(Lifecycle):
             ``HandlerTimeout`` goes to the error handlers; no limit by default.
         handler_retry: how handlers failing on transient API errors are retried, and when
             their events become dead letters (``HandlerRetry()`` by default: an hour).
+        bubbles: how ``ctx.reply`` splits long text into bubbles: ``None`` (in ``on_turn``
+            handlers only), ``True`` (in every handler), ``False`` (never), or ``Bubbles``
+            for the limit too; a reply's own ``bubbles=`` wins.
+        pacing: the pauses between a reply's bubbles (``Pacing()``: 0.5 s to 2 s).
         name: a name for logs.
 
     Raises:
@@ -109,6 +119,7 @@ class Bot(Lifecycle):
         base_url: str | None = None,
         state: str | StateStore | None = None,
         inbox: str | Inbox | None = None,
+        store: str | None = None,
         max_concurrency: int = 256,
         command_prefixes: Sequence[str] = ("/", ""),
         drain_timeout: float = 30.0,
@@ -123,6 +134,8 @@ class Bot(Lifecycle):
         max_buffered_bytes: int | None = None,
         handler_timeout: float | None = None,
         handler_retry: HandlerRetry | None = None,
+        bubbles: bool | Bubbles | None = None,
+        pacing: Pacing | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name or (f"Bot(@{handle})" if handle else "Bot"))
@@ -151,6 +164,7 @@ class Bot(Lifecycle):
         self._base_url = base_url
         self._state_arg = state
         self._inbox_arg = inbox
+        self._store_arg = store
         self.max_concurrency = max_concurrency
         self.command_prefixes = tuple(command_prefixes)
         self.drain_timeout = drain_timeout
@@ -162,6 +176,8 @@ class Bot(Lifecycle):
         self.max_buffered_bytes = max_buffered_bytes
         self.handler_timeout = handler_timeout
         self.handler_retry = handler_retry or HandlerRetry()
+        self.bubbles = Bubbles.of(bubbles)
+        self.pacing = pacing or Pacing()
         self._lifespan = lifespan
         self._client_arg = client
         self._help_command = help_command
@@ -264,6 +280,7 @@ class Bot(Lifecycle):
         port: int = 8000,
         path: str = "/webhook",
         *,
+        reuse_port: bool = False,
         task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run the bot and its webhook server until ``stop()`` (or cancellation).
@@ -276,6 +293,8 @@ class Bot(Lifecycle):
             host: the interface to listen on; the loopback by default.
             port: the port; 0 picks a free one (reported through ``task_status``).
             path: the webhook route.
+            reuse_port: share the port with other processes serving it the same way
+                (``SO_REUSEPORT``, Linux): what ``imbot run --workers`` gives each worker.
             task_status: receives the bound port once the server listens.
 
         Raises:
@@ -284,7 +303,7 @@ class Bot(Lifecycle):
                 the lifespan or startup hooks run).
         """
         secrets = self.signing_keys()
-        probe_port(host, port)  # before start-up: a taken port starts nothing
+        probe_port(host, port, reuse_port=reuse_port)  # a taken port starts nothing
         try:
             async with self:
                 from imbot.bot.server import serve_app
@@ -301,6 +320,7 @@ class Bot(Lifecycle):
                             port=port,
                             header_timeout=self.header_timeout,
                             max_connections=self.max_connections,
+                            reuse_port=reuse_port,
                         )
                     )
                     _log.info("serving webhooks", url=f"http://{host}:{bound}{path}")

@@ -2,8 +2,14 @@
 
 ``Context[EventT_co]`` is generic over the event, so ``ctx.event`` is typed for each
 decorator (``Context[MessageReceived]`` under ``on_message``). It is a facade of small
-awaitable helpers that fill in the ids: ``reply``, ``react``, ``typing``, ``mark_read``,
-``send``, ``upload``, ``ask``; plus ``state`` (the conversation's saved dict) and ``log``.
+awaitable helpers that fill in the ids: ``reply``, ``reply_stream``, ``react``, ``typing``,
+``mark_read``, ``send``, ``upload``, ``ask``, ``history``; plus ``state`` (the
+conversation's saved dict) and ``log``.
+
+It is built in layers, one module each: ``EventView`` (``event_view.py``: reading the
+event) → ``Actions`` (``actions.py``: tapbacks, typing, read receipts, uploads) →
+``Replies`` (``replies.py``: sends, bubbles, streamed replies) → ``Context`` (this module:
+state, log, questions, history).
 
 Every message a handler sends is sent exactly once, even when its event is handled again:
 see ``imbot.bot.sending``.
@@ -11,37 +17,37 @@ see ``imbot.bot.sending``.
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 import anyio.abc
 
-from imbot.bot.event_view import EventT_co, EventView
-from imbot.bot.inbox import event_key
-from imbot.bot.sending import MediaInput, idempotency_key, send_message
-from imbot.bot.typing import Typing
-from imbot.errors import AskTimeout, ImbotError, InvalidRequest, SkipHandler
+from imbot.bot.actions import Actions
+from imbot.bot.event_view import EventT_co
+from imbot.bot.history import HistoryEntry, read_history
+from imbot.bot.replies import Replies
+from imbot.errors import AskTimeout, ImbotError, SkipHandler
 from imbot.log import get_logger
-from imbot.models import MediaUpload, Message, Reaction
 
 if TYPE_CHECKING:
-    import os
     import re
 
     from structlog.typing import FilteringBoundLogger
 
     from imbot.bot.bot import Bot
+    from imbot.bot.sending import MediaInput
     from imbot.bot.services import Services
     from imbot.bot.state import ConversationState
-    from imbot.client import InkboxClient
-    from imbot.models import MarkReadResult, SendStyle, TapbackKind
+    from imbot.bot.typing import Typing
+    from imbot.models import Message
 
 __all__ = ["AskTimeout", "Context"]
 
 _log = get_logger("imbot")
 
 
-class Context(EventView[EventT_co]):
+class Context(Replies[EventT_co]):
     """What a handler gets: the event, helpers that act on its conversation, state and a log.
 
     Example:
@@ -60,9 +66,7 @@ class Context(EventView[EventT_co]):
 
     __slots__ = (
         "_handler_name",
-        "_key",
         "_log",
-        "_sends",
         "_services",
         "_state",
         "_typing",
@@ -102,11 +106,6 @@ class Context(EventView[EventT_co]):
     def bot(self) -> Bot:
         """The bot handling the event (its ``state`` holds lifespan resources)."""
         return self._services.bot
-
-    @property
-    def client(self) -> InkboxClient:
-        """The bot's API client, for calls the helpers do not cover."""
-        return self._services.client
 
     @property
     def handler_name(self) -> str | None:
@@ -162,149 +161,20 @@ class Context(EventView[EventT_co]):
         """
         raise SkipHandler
 
-    async def reply(
-        self,
-        text: str | None = None,
-        *,
-        media: MediaInput | None = None,
-        effect: SendStyle | str | None = None,
-        reply_to: Message | str | None = None,
-        thread: bool = False,
-    ) -> Message:
-        """Send a message into this conversation.
+    async def history(self, limit: int = 20) -> list[HistoryEntry]:
+        """The conversation's last ``limit`` messages, both sides, oldest first.
+
+        Read from the Inkbox API (one request up to 200), so it works after a restart,
+        on every process, and includes messages sent outside this bot.
 
         Example:
-            >>> await ctx.reply("Booked for Friday", effect="confetti")
-            >>> await ctx.reply(media="receipt.pdf")               # uploaded first
-            >>> await ctx.reply("This one?", thread=True)          # a native reply
-            >>> await ctx.reply("About that:", reply_to=earlier)   # to another message
-
-        A native (inline) reply is sent with ``plain_reply_fallback``: where it cannot be
-        shown as a reply, it arrives as a plain message rather than not at all.
+            >>> history = await ctx.history(limit=30)
+            >>> messages = to_openai_messages(history)   # imbot.bot.history
 
         Args:
-            text: the text; needed unless ``media`` is given.
-            media: a URL, a path or bytes to upload, or a ``MediaUpload``.
-            effect: a bubble or screen effect (``SendStyle``).
-            reply_to: reply natively to this message (or message id) of the conversation.
-            thread: reply natively to the message that triggered the handler (the one
-                tapped back, for a tapback).
-
-        Returns:
-            The sent message (status ``queued`` at first).
-
-        Raises:
-            InvalidRequest: both ``reply_to`` and ``thread=True`` were given.
-            InkboxError: the API refused (e.g. ``ConversationInactive``).
+            limit: how many messages to read.
         """
-        if thread and reply_to is not None:
-            raise InvalidRequest("give reply_to=... or thread=True, not both")
-        if thread:
-            target: str | None = self.trigger_message_id()
-        else:
-            target = reply_to.id if isinstance(reply_to, Message) else reply_to
-        return await self._send(
-            text,
-            conversation_id=self.require_conversation("reply"),
-            media=media,
-            effect=effect,
-            reply_to=target,
-        )
-
-    async def send(
-        self,
-        text: str | None = None,
-        *,
-        conversation_id: str | None = None,
-        to: str | None = None,
-        media: MediaInput | None = None,
-        effect: SendStyle | str | None = None,
-    ) -> Message:
-        """Send a message to another conversation (or this one), still exactly once.
-
-        Example:
-            >>> await ctx.send(f"New order from {ctx.sender}", conversation_id=OPS_CONVO)
-
-        Args:
-            text: the text; needed unless ``media`` is given.
-            conversation_id: where to send; this conversation when neither target is given.
-            to: a connected human's E.164 number, instead of ``conversation_id``.
-            media: a URL, a path or bytes to upload, or a ``MediaUpload``.
-            effect: a bubble or screen effect (``SendStyle``).
-        """
-        if conversation_id is None and to is None:
-            conversation_id = self.require_conversation("send")
-        return await self._send(
-            text, conversation_id=conversation_id, to=to, media=media, effect=effect
-        )
-
-    async def react(
-        self, kind: TapbackKind | str, message: Message | str | None = None
-    ) -> Reaction:
-        """Send a tapback, on the message that triggered the handler by default.
-
-        Example:
-            >>> await ctx.react("love")
-            >>> await ctx.react(TapbackKind.LAUGH, message=earlier)
-
-        Args:
-            kind: ``love``, ``like``, ``dislike``, ``laugh``, ``emphasize``, ``question``
-                or ``eyes``.
-            message: the message (or its id) to react to.
-        """
-        if message is None:
-            target = self.trigger_message_id()
-        else:
-            target = message if isinstance(message, str) else message.id
-        return await self.client.send_reaction(target, kind)
-
-    def typing(self, interval: float | None = None) -> Typing:
-        """Show the typing bubble while a block runs.
-
-        Example:
-            >>> async with ctx.typing():
-            ...     answer = await llm.complete(ctx.text)
-            ...     await ctx.reply(answer)
-
-        Args:
-            interval: seconds between refreshes; the bot's ``typing_interval`` (40 s) by
-                default.
-        """
-        return Typing(
-            self._show_typing,
-            self._services.typing_interval if interval is None else interval,
-            active=self._typing,
-            conversation_id=self.conversation_id,
-            event_id=self._event.id,
-        )
-
-    async def mark_read(self) -> MarkReadResult:
-        """Mark the conversation read: the human sees a read receipt.
-
-        Example:
-            >>> await ctx.mark_read()
-        """
-        return await self.client.mark_read(self.require_conversation("mark_read"))
-
-    async def upload(
-        self,
-        data: bytes | str | os.PathLike[str],
-        *,
-        filename: str | None = None,
-        content_type: str | None = None,
-    ) -> MediaUpload:
-        """Upload a file (up to 10 MiB) to send later, possibly several times.
-
-        Example:
-            >>> menu = await ctx.upload("menu.pdf")
-            >>> await ctx.reply("Here's the menu", media=menu)
-
-        Args:
-            data: the content, or a path to it.
-            filename: the name to upload under.
-            content_type: the MIME type; guessed from the name by default.
-        """
-        return await self.client.upload_media(data, filename=filename, content_type=content_type)
+        return await read_history(self.client, self.require_conversation("history"), limit)
 
     async def ask(
         self,
@@ -352,36 +222,6 @@ class Context(EventView[EventT_co]):
             raise AskTimeout(timeout, conversation_id)
         return waiter.message
 
-    # ------------------------------------------------------------------ internals
-
-    async def _send(
-        self,
-        text: str | None,
-        *,
-        conversation_id: str | None = None,
-        to: str | None = None,
-        media: MediaInput | None = None,
-        effect: SendStyle | str | None = None,
-        reply_to: str | None = None,
-    ) -> Message:
-        self._sends += 1
-        message = await send_message(
-            self.client,
-            text,
-            conversation_id=conversation_id,
-            to=to,
-            media=media,
-            effect=effect,
-            reply_to=reply_to,
-            idempotency_key=idempotency_key(self._key or event_key(self._event), self._sends),
-        )
-        if self._typing:
-            self._typing[-1].rearm()
-        return message
-
-    async def _show_typing(self) -> None:
-        await self.client.send_typing(self.require_conversation("typing"))
-
     async def load_state(self) -> ConversationState:
         """Load the conversation's state now, if it is not loaded yet, and return it.
 
@@ -398,3 +238,16 @@ class Context(EventView[EventT_co]):
         state = self._state
         if state is not None and state.dirty:
             await state.save()
+
+
+def _name_helpers_after_context() -> None:
+    # Handlers call the layers' helpers as ctx.reply(...): name them Context.reply, so that
+    # Python's "coroutine ... was never awaited" warning (which uses the function's
+    # qualified name) says what the handler wrote.
+    for layer in (Actions, Replies):
+        for name, helper in vars(layer).items():
+            if inspect.iscoroutinefunction(helper) and not name.startswith("_"):
+                helper.__qualname__ = f"Context.{name}"
+
+
+_name_helpers_after_context()

@@ -24,12 +24,18 @@ the path of one event; a sleeping worker is woken for a fraction of that.
 
 ``drain(timeout)`` stops intake, waits for queued and running events, and past the timeout
 cancels what is left and records it in ``abandoned``.
+
+The handler of a lane's event may look at the events queued behind it, take them from the
+front, and wait for more (``LaneAccess``, which the dispatcher implements): a turn
+(``imbot.bot.turns``) gathers a burst of messages that way, in the conversation's lane.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
+from itertools import islice
+from typing import Protocol
 
 import anyio
 import anyio.abc
@@ -39,7 +45,7 @@ from imbot.errors import SetupError
 from imbot.events import AnyEvent
 from imbot.log import get_logger
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "LaneAccess", "lane_key"]
 
 _log = get_logger("imbot.bot.dispatch")
 
@@ -47,14 +53,47 @@ _NEW, _RUNNING, _CLOSING, _CLOSED = range(4)
 _WORKER_TASK_NAME = "imbot.dispatch.worker"
 
 
+def lane_key(event: AnyEvent) -> str:
+    """The lane an event is queued on: its conversation, or itself when it names none."""
+    return event.conversation_id or event.id
+
+
+class LaneAccess(Protocol):
+    """A lane as the handler of one of its events sees it: look behind, take, wait.
+
+    Only the code handling an event of the lane calls these, while it does: it holds the
+    lane, so nothing else takes from it meanwhile. Taking an event does not complete it in
+    the inbox; the taker does that once done with it, so a crash leaves it pending.
+    Events accepted meanwhile join the back of the lane, as always.
+    """
+
+    async def peek(self, key: str, limit: int) -> list[AnyEvent]:
+        """Up to ``limit`` events queued on ``key``'s lane, front first (not the running one)."""
+        ...
+
+    async def take(self, key: str) -> AnyEvent | None:
+        """Remove the event at the front of ``key``'s lane and return it; ``None`` if empty."""
+        ...
+
+    async def wait(self, key: str, timeout: float | None, *, beyond: int = 0) -> bool:
+        """Wait until more than ``beyond`` events are queued on ``key``'s lane.
+
+        Returns:
+            ``True`` once there are (at once when there already are); ``False`` when
+            ``timeout`` seconds passed first (``None``: no limit).
+        """
+        ...
+
+
 class _Lane(deque[AnyEvent]):
     """One conversation's queued events; the key rides along for removal."""
 
-    __slots__ = ("key",)
+    __slots__ = ("key", "waiter")
 
     def __init__(self, key: str, event: AnyEvent) -> None:
         super().__init__((event,))
         self.key = key
+        self.waiter: anyio.Event | None = None  # set by a LaneAccess.wait in progress
 
 
 class Dispatcher:
@@ -192,6 +231,9 @@ class Dispatcher:
         lane = self._lanes.get(key)
         if lane is not None and self._state == _RUNNING:
             lane.append(event)  # its worker, or its place in ready, will come to it
+            if lane.waiter is not None:
+                lane.waiter.set()
+                lane.waiter = None
             return
         if self._state != _RUNNING or self._tg is None:
             raise SetupError(
@@ -251,6 +293,30 @@ class Dispatcher:
             if ready:
                 # More work is queued: let the webhook and other tasks run between events.
                 await anyio.lowlevel.checkpoint()
+
+    # ------------------------------------------------------------------ LaneAccess
+
+    async def peek(self, key: str, limit: int) -> list[AnyEvent]:
+        """Up to ``limit`` events queued on ``key``'s lane, front first (see ``LaneAccess``)."""
+        lane = self._lanes.get(key)
+        return list(islice(lane, limit)) if lane else []
+
+    async def take(self, key: str) -> AnyEvent | None:
+        """Remove and return the front event of ``key``'s lane (see ``LaneAccess``)."""
+        lane = self._lanes.get(key)
+        return lane.popleft() if lane else None
+
+    async def wait(self, key: str, timeout: float | None, *, beyond: int = 0) -> bool:
+        """Wait until more than ``beyond`` events are queued on ``key``'s lane."""
+        lane = self._lanes.get(key)
+        if lane is None:
+            return False  # no handler holds it: nothing to wait on
+        with anyio.move_on_after(timeout):
+            while len(lane) <= beyond:
+                if lane.waiter is None:
+                    lane.waiter = anyio.Event()
+                await lane.waiter.wait()
+        return len(lane) > beyond
 
     def _retire(self, lane: _Lane) -> None:
         # No await since the lane was found empty, so a submit cannot slip in between.

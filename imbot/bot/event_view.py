@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from imbot.errors import ImbotError
 from imbot.events import AnyEvent, MessageEvent, ReactionReceived
 from imbot.models import Message, Reaction
+
+if TYPE_CHECKING:
+    from imbot.routing.turns import Turn
 
 __all__ = ["EventT_co", "EventView"]
 
@@ -21,12 +24,17 @@ class EventView(Generic[EventT_co]):
 
     Args:
         event: the event.
+
+    Attributes:
+        turn: in an ``on_turn`` handler, the turn's messages and tapbacks (``ctx.event``
+            is its last message); ``None`` elsewhere.
     """
 
-    __slots__ = ("_event",)
+    __slots__ = ("_event", "turn")
 
     def __init__(self, event: EventT_co) -> None:
         self._event = event
+        self.turn: Turn | None = None
 
     @property
     def event(self) -> EventT_co:
@@ -51,7 +59,9 @@ class EventView(Generic[EventT_co]):
 
     @property
     def text(self) -> str:
-        """The message text, or ``""`` (tapbacks, media-only messages)."""
+        """The message text, or ``""`` (tapbacks, media-only messages); a turn's joined text."""
+        if self.turn is not None:
+            return self.turn.text
         event = self._event
         if isinstance(event, MessageEvent):
             return event.data.message.content or ""

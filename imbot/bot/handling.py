@@ -20,6 +20,11 @@ all find it. For a bot with ``on_connect`` handlers, the first attempt also asks
 message is a new connection's first (``connections``; that may cost an API call, so the
 answer is kept for the retries) and hands it to routing as ``ctx.new_connection``.
 
+For a bot with ``on_turn`` handlers, a message a turn handler takes becomes a turn's first
+message: ``imbot.bot.turns`` gathers the messages queued behind it in its lane (``lanes``)
+and runs the handler; the events it absorbed are completed when the turn is done, handled
+one by one should a retry route the first message elsewhere, and dead letters with it.
+
 Nothing a handler raises stops the bot: any other exception, ``BaseException`` included
 (a stray ``CancelledError``, ``SystemExit``, ``KeyboardInterrupt``…), is logged, told to the
 error listeners and ends that event only. A real cancellation (shutdown) still cancels.
@@ -37,12 +42,14 @@ import anyio
 from imbot.bot.connections import Connections
 from imbot.bot.context import Context
 from imbot.bot.inbox import event_key
+from imbot.bot.turns import TurnRunner
 from imbot.errors import EventDeadLettered, is_transient
 from imbot.events import AnyEvent, MessageReceived, ReactionReceived
 from imbot.log import debug_enabled, get_logger
 from imbot.routing.table import unhandled_hint
 
 if TYPE_CHECKING:
+    from imbot.bot.dispatch import LaneAccess
     from imbot.bot.inbox import Inbox
     from imbot.bot.retry import HandlerRetry
     from imbot.bot.services import Services
@@ -94,6 +101,8 @@ class Handling:
         "_resumed",
         "_retry",
         "_services",
+        "_turns",
+        "lanes",
         "stopping",
     )
 
@@ -118,6 +127,12 @@ class Handling:
         self._connections = Connections(services.client) if invoker.table.connect else None
         self.stopping = anyio.Event()
         """Set when the bot starts shutting down: retries stop waiting, events stay pending."""
+        self.lanes: LaneAccess | None = None
+        """The lanes, where turns gather (the runtime sets it); ``None``: a turn per message."""
+        self._turns: TurnRunner | None = None
+        if invoker.table.turns:
+            self._turns = TurnRunner(handling=self, invoker=invoker, services=services, inbox=inbox)
+            invoker.turns = self._turns.run
 
     def resumed(self, item: PendingEvent, event: AnyEvent) -> None:
         """Note an event resumed after a restart: its starts are counted (crash loops)."""
@@ -129,43 +144,68 @@ class Handling:
         if key != event_key(event):
             self._keys[event.id] = key
 
+    def key_of(self, event: AnyEvent) -> str:
+        """The inbox key of an event about to be handled (the adopted one, else ``event_key``)."""
+        return (self._keys.pop(event.id, None) if self._keys else None) or event_key(event)
+
+    async def absorb(self, event: AnyEvent) -> str:
+        """Note an event a turn took from its lane, and return its inbox key.
+
+        A resumed one counts a start, as if it were handled: should the turn keep killing
+        the process, all its events become poison dead letters at the same restart.
+        """
+        key = self.key_of(event)
+        if self._resumed and self._resumed.pop(key, None) is not None:
+            await self._inbox.started(key)
+        return key
+
     async def handle(self, event: AnyEvent) -> None:
         """Handle one event on its lane until it is done, waits for a restart, or is given up."""
         key = (self._keys.pop(event.id, None) if self._keys else None) or event_key(event)
         if self._resumed and await self._poisoned(event, key):
             return
-        attempt = 0
-        first_message: list[bool] = []  # known after the first attempt that asked
-        while True:
-            attempt += 1
-            error = await self._attempt(event, key, first_message)
-            if error is None:
-                break
-            first = await self._inbox.failed(key, _describe(error))
-            if time.time() - first >= self._retry.deadline:
-                await self._bury(event, key, "deadline", attempt, error)
-                return
-            delay = self._retry.delay(attempt, getattr(error, "retry_after", None))
-            _log.warning(
-                "handler failed on a transient API error; the event will run again",
-                event_id=event.id,
-                conversation_id=event.conversation_id,
-                attempt=attempt,
-                retry_in=round(delay, 2),
-                error=_describe(error),
-            )
-            with anyio.move_on_after(delay):
-                await self.stopping.wait()
-                _log.warning(
-                    "shutting down while an event waits to be retried",
-                    event_id=event.id,
-                    outcome="retried after restart" if self._inbox.durable else "not handled",
-                )
-                return
+        turns = self._turns
+        if turns is not None and isinstance(event, MessageReceived):
+            turns.begin(event, key)  # it may start a turn; the rest of the path is the same
         try:
-            await self._inbox.complete(key)
-        except Exception:
-            _log.exception("inbox.complete failed", event_id=event.id)
+            attempt = 0
+            first_message: list[bool] = []  # known after the first attempt that asked
+            while True:
+                attempt += 1
+                error = await self._attempt(event, key, first_message)
+                if error is None:
+                    break
+                first = await self._inbox.failed(key, _describe(error))
+                if time.time() - first >= self._retry.deadline:
+                    await self._bury(event, key, "deadline", attempt, error)
+                    return
+                delay = self._retry.delay(attempt, getattr(error, "retry_after", None))
+                _log.warning(
+                    "handler failed on a transient API error; the event will run again",
+                    event_id=event.id,
+                    conversation_id=event.conversation_id,
+                    attempt=attempt,
+                    retry_in=round(delay, 2),
+                    error=_describe(error),
+                )
+                with anyio.move_on_after(delay):
+                    await self.stopping.wait()
+                    _log.warning(
+                        "shutting down while an event waits to be retried",
+                        event_id=event.id,
+                        outcome="retried after restart" if self._inbox.durable else "not handled",
+                    )
+                    return  # a turn's absorbed events stay pending too: it forms again
+            try:
+                await self._inbox.complete(key)
+            except Exception:
+                _log.exception("inbox.complete failed", event_id=event.id)
+        finally:
+            left = turns.end(event) if turns is not None else None
+        if left:  # a turn taken on a retry routed its first message elsewhere: one by one
+            for absorbed_key, absorbed in left:
+                self.adopt(absorbed_key, absorbed)
+                await self.handle(absorbed)
 
     async def _poisoned(self, event: AnyEvent, key: str) -> bool:
         item = self._resumed.pop(key, None)
@@ -229,6 +269,12 @@ class Handling:
     ) -> None:
         detail = detail or (_describe(cause) if cause else reason)
         await self._inbox.dead_letter(key, reason=reason, error=detail, attempts=attempts)
+        if self._turns is not None and isinstance(event, MessageReceived):
+            also = f"part of the turn of {key}, which became a dead letter: {detail}"
+            for absorbed_key, _ in self._turns.end(event):
+                await self._inbox.dead_letter(
+                    absorbed_key, reason=reason, error=also, attempts=attempts
+                )
         error = EventDeadLettered(event.id, reason, attempts, detail)
         error.__cause__ = cause
         _log.error(

@@ -22,6 +22,10 @@ the engines beside it (``memory`` and ``sqlite``).
 |---|---|---|
 | ``None``, ``"memory://"`` | in-process | accepted-but-unhandled events are lost (at most once) |
 | ``"sqlite:///path/bot.db"`` | SQLite file, WAL | ``pending()`` returns them (at least once) |
+| ``"redis://host:6379/0"`` | Redis, shared | another process takes them over (at least once) |
+
+A ``shared`` inbox (Redis) is one for every process of the bot: the runtime then runs its
+lanes through ``imbot.bot.cluster``, leased in the store, instead of the local path below.
 """
 
 from __future__ import annotations
@@ -76,9 +80,11 @@ class Inbox:
     Attributes:
         store: the engine underneath.
         durable: ``True`` when accepted events survive a crash of the process.
+        shared: ``True`` when other processes use the same store (Redis): lanes are then
+            leased in it (``imbot.bot.cluster``).
     """
 
-    __slots__ = ("_order", "_recent", "durable", "store")
+    __slots__ = ("_order", "_recent", "durable", "shared", "store")
 
     def __init__(self, store: InboxStore, *, durable: bool | None = None) -> None:
         """Wrap an engine.
@@ -89,6 +95,7 @@ class Inbox:
         """
         self.store = store
         self.durable: bool = bool(getattr(store, "durable", False)) if durable is None else durable
+        self.shared: bool = bool(getattr(store, "shared", False))
         # Envelope ids (and the keys of events resumed under an older key) seen in this
         # process: a set for the lookup, a deque to forget the oldest.
         self._recent: set[str] = set()
@@ -119,6 +126,10 @@ class Inbox:
             if len(order) > RECENT_ENVELOPES:
                 recent.discard(order.popleft())
         return key
+
+    def recalls(self, key: str) -> bool:
+        """Whether ``key`` (an envelope id or an event key) was admitted or remembered here."""
+        return key in self._recent
 
     def remember(self, key: str) -> None:
         """Treat ``key`` (an envelope id or an event key) as seen, for this process's life.

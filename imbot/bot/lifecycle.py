@@ -59,6 +59,7 @@ class Lifecycle(Configurable):
     handler_retry: HandlerRetry
     _state_arg: str | StateStore | None
     _inbox_arg: str | Inbox | None
+    _store_arg: str | None
     _lifespan: Lifespan | None
     _help_command: bool
     _table: RouteTable | None
@@ -90,6 +91,25 @@ class Lifecycle(Configurable):
         """
         if listener in self._error_listeners:
             self._error_listeners.remove(listener)
+
+    def report_error(self, ctx: Context[Any], exc: BaseException) -> None:
+        """Tell the error listeners about an error a handler recovered from itself.
+
+        For code that answers an error without raising it (``imbot.ai`` apologizes to the
+        human when the model fails) but must not hide it from the tools around the bot:
+        the test kit re-raises it into the test, as it does a handler's error.
+
+        Example:
+            >>> except ModelHTTPError as exc:
+            ...     await ctx.reply("Sorry, try again later.")
+            ...     ctx.bot.report_error(ctx, exc)
+
+        Args:
+            ctx: the context of the event being handled.
+            exc: the error.
+        """
+        for listener in list(self._error_listeners):
+            listener(ctx, exc)
 
     @property
     def running(self) -> bool:
@@ -160,6 +180,7 @@ class Lifecycle(Configurable):
             base_url=self._base_url,
             inbox=self._inbox_arg,
             state=self._state_arg,
+            store=self._store_arg,
             listeners=self._error_listeners,
         )
         async with opened as runtime:

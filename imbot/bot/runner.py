@@ -93,41 +93,63 @@ def run(
     *,
     log_level: str | None = None,
     gc_tuning: bool | None = None,
+    reuse_port: bool = False,
+    on_listening: Callable[[int], None] | None = None,
 ) -> None:
-    """Serve ``bot`` until SIGINT/SIGTERM; what ``bot.run()`` does (see its docstring)."""
+    """Serve ``bot`` until SIGINT/SIGTERM; what ``bot.run()`` does (see its docstring).
+
+    Args:
+        bot: the bot.
+        host: the interface to listen on.
+        port: the port.
+        path: the webhook route.
+        log_level: the log level; ``IMBOT_LOG_LEVEL`` or ``INFO`` by default.
+        gc_tuning: tune the garbage collector; by default unless ``IMBOT_GC_TUNING=0``.
+        reuse_port: share the port with sibling workers (``SO_REUSEPORT``); see
+            ``imbot.cli.workers``.
+        on_listening: called with the bound port once the bot listens (a worker tells
+            its supervisor it is up).
+    """
     configure_logging(log_level)
     files = raise_open_files_limit()
     tune = resolve_gc_tuning(gc_tuning)
     previous: list[tuple[int, int, int]] = []
 
-    def listening() -> None:
+    def listening(bound: int) -> None:
         if files is not None:
             _log.info("open files limit", limit=files[1], previous=files[0])
         if tune:
             previous.append(tune_gc())
+        if on_listening is not None:
+            on_listening(bound)
 
     try:
-        anyio.run(_serve_until_signal, bot, host, port, path, listening)
+        anyio.run(_serve_until_signal, bot, host, port, path, listening, reuse_port)
     finally:
         if previous:
             gc.unfreeze()
             gc.set_threshold(*previous[0])
 
 
-async def _serve_until_signal(
-    bot: Bot, host: str, port: int, path: str, listening: Callable[[], None] | None
+async def _serve_until_signal(  # noqa: PLR0917 - anyio.run passes arguments by position
+    bot: Bot,
+    host: str,
+    port: int,
+    path: str,
+    listening: Callable[[int], None] | None,
+    reuse_port: bool,
 ) -> None:
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, bot, tg.cancel_scope, name="imbot.signals")
 
             async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
-                await bot.serve(host, port, path, task_status=task_status)
+                await bot.serve(host, port, path, reuse_port=reuse_port, task_status=task_status)
                 tg.cancel_scope.cancel()  # served and stopped: stop watching signals
 
-            await tg.start(serve)
+            bound: int = await tg.start(serve)
             if listening is not None:
-                listening()  # start-up is over: everything built so far stays
+                listening(bound)  # start-up is over: everything built so far stays
     except BaseExceptionGroup as group:
         raise (single_exception(group) or group) from None
 

@@ -28,6 +28,7 @@ from imbot.bot.inbox import Inbox, event_key, open_inbox
 from imbot.bot.services import Services
 from imbot.bot.state import open_state_store
 from imbot.bot.watchdog import LoopWatchdog
+from imbot.config import resolve_store
 from imbot.errors import MalformedEvent, SetupError
 from imbot.events import AnyEvent, MessageReceived, parse_event
 from imbot.log import debug_enabled, get_logger
@@ -35,6 +36,7 @@ from imbot.routing.invoke import Invoker
 
 if TYPE_CHECKING:
     from imbot.bot.bot import Bot
+    from imbot.bot.cluster import Cluster
     from imbot.client import InkboxClient
     from imbot.routing.table import RouteTable
     from imbot.storage.base import StateStore
@@ -56,6 +58,18 @@ def _envelope_id(raw: bytes) -> str | None:
         return None
 
 
+def _cluster(inbox: Inbox, state_store: StateStore) -> Cluster | None:
+    """The shared lanes, for an inbox other processes share (imported only then)."""
+    if not inbox.shared:
+        return None
+    from imbot.bot.cluster import Cluster
+    from imbot.storage.redis_inbox import RedisInboxStore
+
+    if not isinstance(inbox.store, RedisInboxStore):
+        raise SetupError(f"a shared inbox needs the Redis engine, got {type(inbox.store).__name__}")
+    return Cluster(inbox.store, state_store)
+
+
 class Runtime:
     """The parts of a started bot, and the handling of each event among them.
 
@@ -66,6 +80,7 @@ class Runtime:
         inbox: the dedupe window and pending events.
         state_store: where ``ctx.state`` is kept.
         asks: open ``ctx.ask`` questions.
+        cluster: the lanes leased in Redis when the inbox is shared, else ``None``.
         services: what each context gets.
         dispatcher: the per-conversation lanes.
         stop_requested: set to stop serving gracefully.
@@ -88,7 +103,8 @@ class Runtime:
         self.client = client
         self.inbox = inbox
         self.state_store = state_store
-        self.asks = AskRegistry()
+        self.cluster = _cluster(inbox, state_store)
+        self.asks = AskRegistry() if self.cluster is None else self.cluster.asks
         self.services = Services(
             bot=bot,
             client=client,
@@ -106,11 +122,17 @@ class Runtime:
         self.handling = Handling(
             services=self.services,
             invoker=invoker,
-            inbox=inbox,
+            inbox=inbox if self.cluster is None else self.cluster.inbox,
             retry=bot.handler_retry,
             report=self.report,
         )
-        self.dispatcher = Dispatcher(self.handling.handle, max_concurrency=bot.max_concurrency)
+        cluster = self.cluster
+        handle = self.handling.handle if cluster is None else cluster.step
+        self.dispatcher = Dispatcher(handle, max_concurrency=bot.max_concurrency)
+        # Turns gather in the lanes (bot/turns.py): the dispatcher's, or the Redis queues.
+        self.handling.lanes = self.dispatcher if cluster is None else cluster.queues
+        if cluster is not None:
+            cluster.attach(self.handling, self.dispatcher)
         self.stop_requested = anyio.Event()
         self.drain_scope: anyio.CancelScope | None = None
         self._accepting = False
@@ -131,6 +153,8 @@ class Runtime:
         inbox = self.inbox
         if raw is None:
             raw = event.model_dump_json(exclude_unset=True).encode() if inbox.durable else b""
+        if self.cluster is not None:
+            return await self.cluster.feed(event, raw, inbox)
         key = await inbox.admit(event, raw)
         if key is None:
             if debug_enabled():
@@ -157,11 +181,14 @@ class Runtime:
     def health(self) -> dict[str, Any]:
         """What ``GET /healthz`` reports about the event path."""
         dispatcher = self.dispatcher
-        return {
+        found = {
             "lanes": dispatcher.lane_count,
             "in_flight": dispatcher.in_flight,
             "asks": len(self.asks),
         }
+        if self.cluster is not None:
+            found.update(self.cluster.health())
+        return found
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -186,7 +213,10 @@ class Runtime:
                 manager = await self._start_lifespan(lifespan)
                 try:
                     self._accepting = True
-                    await self._resume()
+                    if self.cluster is None:
+                        await self._resume()
+                    else:  # its takeover loop resumes what no process runs
+                        await tg.start(self.cluster.run)
                     _log.info(
                         "bot started",
                         handle=self.bot.handle,
@@ -208,6 +238,8 @@ class Runtime:
                             )
                     self.drain_scope = None
                     self._accepting = False
+                    if self.cluster is not None:
+                        await self.cluster.release()
                     tg.cancel_scope.cancel()  # whatever a forced stop left running
                     await self._stop_lifespan(manager)
 
@@ -261,6 +293,9 @@ class Runtime:
                 return False
         event = parse_event(item.raw)
         _log.info("replaying a dead letter", event_id=event.id, key=item.event_id)
+        if self.cluster is not None:
+            await self.cluster.take_over()  # requeued at the back of its conversation's queue
+            return True
         self.handling.adopt(item.event_id, event)
         self.dispatcher.submit(event.conversation_id or event.id, event)
         return True
@@ -306,12 +341,19 @@ class Runtime:
         inbox: str | Inbox | None,
         state: str | StateStore | None,
         listeners: list[ErrorListener],
+        store: str | None = None,
     ) -> AsyncIterator[Runtime]:
         """Open the client and the stores the bot was given (or their URLs name); close after.
 
-        A client or store passed in as an object is the caller's to close only if it was
-        not built here: the client given to ``Bot(client=...)`` stays open.
+        ``inbox`` and ``state`` left ``None`` come from ``store`` (``Bot(store=...)``, else
+        ``IMBOT_STORE``), else memory. A client or store passed in as an object is the
+        caller's to close only if it was not built here: the client given to
+        ``Bot(client=...)`` stays open.
         """
+        if inbox is None or state is None:
+            shared = resolve_store(store)
+            inbox = shared if inbox is None else inbox
+            state = shared if state is None else state
         closers: list[tuple[str, Callable[[], Awaitable[object]]]] = []
         try:
             if client is None:

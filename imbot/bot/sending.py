@@ -5,7 +5,8 @@ Exactly-once sends: every message a handler sends carries an ``Idempotency-Key``
 the inbound message or tapback, not the envelope) and ``n`` counts the sends of this
 handling (1, 2, …). A redelivered or replayed event re-runs its handler, which sends under
 the same keys, even if the redelivery came in a new envelope, and the API replays the first
-result instead of sending again.
+result instead of sending again. The bubbles of a split reply share their send's number and
+add their own (``…:3``, ``…:3.2``, ``…:3.3``).
 """
 
 from __future__ import annotations
@@ -25,21 +26,26 @@ MediaInput = str | bytes | os.PathLike[str] | MediaUpload
 """Media for a send: a URL (sent as is), a path or bytes (uploaded first), or an upload."""
 
 
-def idempotency_key(key: str, ordinal: int) -> str:
+def idempotency_key(key: str, ordinal: int, part: int = 1) -> str:
     """The ``Idempotency-Key`` of the ``ordinal``-th send made while handling an event.
 
     This is the only place the key is derived, so a re-run of the same event sends under
-    the same keys.
+    the same keys. A reply split into bubbles is one send: its first bubble has the send's
+    key, the next ones that key and their ``part`` number, so a split reply never moves
+    the keys of the sends after it.
 
     Example:
         >>> idempotency_key("imessage.received:5b0c1e7a-3f5d-4c61-9a0e-2b7f0d1e4a11", 1)
         'imbot:imessage.received:5b0c1e7a-3f5d-4c61-9a0e-2b7f0d1e4a11:1'
+        >>> idempotency_key("imessage.received:5b0c1e7a-3f5d-4c61-9a0e-2b7f0d1e4a11", 1, 2)
+        'imbot:imessage.received:5b0c1e7a-3f5d-4c61-9a0e-2b7f0d1e4a11:1.2'
 
     Args:
         key: the key the inbox keeps the event under (``imbot.bot.inbox.event_key``).
         ordinal: 1 for the handling's first send, 2 for the next…
+        part: the bubble of that send: 1 for the first (or only) one.
     """
-    return f"imbot:{key}:{ordinal}"
+    return f"imbot:{key}:{ordinal}" if part == 1 else f"imbot:{key}:{ordinal}.{part}"
 
 
 async def media_url(client: InkboxClient, media: MediaInput) -> str:

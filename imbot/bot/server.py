@@ -39,13 +39,14 @@ from imbot.bot.limits import (
     DEFAULT_MAX_BUFFERED_BYTES,
     DEFAULT_MAX_CONNECTIONS,
     ByteBudget,
+    LogThrottle,
     check_limits,
     connection_cap,
     open_files_limit,
     read_capped,
 )
 from imbot.bot.listener import Connection, Listener
-from imbot.errors import InvalidSignature, MalformedEvent, SetupError
+from imbot.errors import InvalidSignature, MalformedEvent, SetupError, StoreUnavailable
 from imbot.events import AnyEvent, UnknownEvent, parse_event
 from imbot.log import get_logger
 from imbot.net import bind_listener
@@ -63,6 +64,10 @@ Secrets = Callable[[], Sequence[str]] | Sequence[str]
 
 # Built once: every response on the hot path reuses these bytes and headers.
 _JSON = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
+# The shared store is out of reach: Inkbox is asked to deliver again in a moment.
+_RETRY_LATER = CIMultiDictProxy(
+    CIMultiDict({"Content-Type": "application/json", "Retry-After": "2"})
+)
 _OK = b'{"ok":true}'
 _IGNORED = b'{"ok":true,"ignored":true}'
 _TOO_LARGE = b'{"error":"body too large"}'
@@ -134,7 +139,8 @@ def create_app(
     Args:
         receive: awaited with each verified, parsed event of a known type and its raw body;
             it should only record and enqueue (it delays the 200). If it raises, the answer
-            is 503 so that Inkbox delivers the event again later.
+            is 503 so that Inkbox delivers the event again later (with ``Retry-After`` when
+            the shared store is unreachable: ``StoreUnavailable``).
         secrets: the signing keys, or a callable returning them (read on every request, for
             key rotation without a restart). Any one of them may match.
         path: the webhook route.
@@ -177,6 +183,7 @@ def create_app(
             return fixed
 
     budget = ByteBudget(max_buffered_bytes)
+    outages = LogThrottle()
 
     async def webhook(request: web.Request) -> web.Response:
         # Headers first: a request that cannot be signed is refused before its body is read.
@@ -224,6 +231,11 @@ def create_app(
             return _response(200, _IGNORED)
         try:
             await receive(event, body)
+        except StoreUnavailable as exc:
+            # The shared store is out of reach: Inkbox delivers again later. One line per
+            # interval, however many webhooks meet the outage.
+            outages.warning("webhook.store_unavailable", event_id=event.id, error=str(exc))
+            return web.Response(status=503, body=_UNAVAILABLE, headers=_RETRY_LATER)
         except Exception:
             _log.exception("webhook.receive_failed", event_id=event.id)
             return _response(503, _UNAVAILABLE)
@@ -293,6 +305,7 @@ async def serve_app(
     shutdown_timeout: float = 5.0,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    reuse_port: bool = False,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve an application until cancelled, then close it cleanly.
@@ -317,6 +330,8 @@ async def serve_app(
             ``imbot.bot.limits.FD_RESERVE`` descriptors free under the open-files limit.
             At the cap, the connection idle the longest is closed for a new one; when all
             are busy, new ones wait in the kernel's queue until one is answered or closes.
+        reuse_port: share the port with other processes that bind it the same way
+            (``SO_REUSEPORT``, ``imbot run --workers``); the kernel spreads connections.
         task_status: receives the bound port once the server listens.
 
     Raises:
@@ -342,7 +357,7 @@ async def serve_app(
     try:
         assert runner.server is not None
         _track_requests(runner.server)
-        sock = bind_listener(host, port)
+        sock = bind_listener(host, port, reuse_port=reuse_port)
         listener = Listener(sock, runner.server, max_connections=cap, header_timeout=header_timeout)
         await listener.start()
         bound = int(sock.getsockname()[1])

@@ -1,8 +1,8 @@
 """The services a handler's context uses: the narrow view of a running bot that ``ctx`` gets.
 
 ``Context`` is a facade of small helpers; everything they touch comes from here (the
-client, open asks, the state store, the typing interval), handed over by the bot when it
-starts. A context never reaches into the bot itself.
+client, open asks, the state store, the typing interval, the bubble and pacing settings),
+handed over by the bot when it starts. A context never reaches into the bot itself.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from imbot.storage.base import InstantStateStore
 if TYPE_CHECKING:
     from imbot.bot.asks import AskRegistry
     from imbot.bot.bot import Bot
+    from imbot.bot.bubbles import Bubbles
+    from imbot.bot.pacing import Pacing
     from imbot.client import InkboxClient
     from imbot.storage.base import StateStore
 
@@ -62,6 +64,16 @@ class Services:
         # read on first use; any other store is loaded before routing.
         self._instant = state_store if isinstance(state_store, InstantStateStore) else None
         self.loads_by_awaiting = self._instant is None
+
+    @property
+    def pacing(self) -> Pacing:
+        """The pauses between a reply's bubbles (``Bot(pacing=...)``; the harness's own)."""
+        return self.bot.pacing
+
+    @property
+    def bubbles(self) -> Bubbles:
+        """How replies are split into bubbles (``Bot(bubbles=...)``)."""
+        return self.bot.bubbles
 
     def state_nowait(self, conversation_id: str) -> ConversationState:
         """A conversation's state from a store that reads without awaiting.

@@ -17,8 +17,10 @@ from imbot.log import register_secret
 from imbot.routing.router import Router
 
 if TYPE_CHECKING:
+    from imbot.bot.inbox import Inbox
     from imbot.bot.runtime import Runtime
     from imbot.client import InkboxClient
+    from imbot.storage.base import StateStore
 
 __all__ = ["Configurable"]
 
@@ -37,6 +39,9 @@ class Configurable(Router):
     _base_url: str | None
     _client_arg: InkboxClient | None
     _runtime: Runtime | None
+    _state_arg: str | StateStore | None
+    _inbox_arg: str | Inbox | None
+    _store_arg: str | None
 
     @property
     def handle(self) -> str | None:
@@ -78,6 +83,30 @@ class Configurable(Router):
         if self._client_arg is not None:
             return self._client_arg.settings
         return resolve_settings(api_key=self._api_key, base_url=self._base_url)
+
+    @property
+    def shared_store(self) -> bool:
+        """Whether the events and ``ctx.state`` are kept where the bot's other processes see them.
+
+        Resolved as starting resolves them (``inbox=`` / ``state=``, else ``store=``, else
+        ``IMBOT_STORE``), without opening anything: ``True`` when both are shared (Redis).
+        ``imbot run --workers`` refuses to start several processes without it.
+
+        Raises:
+            ConfigError: a storage URL is malformed or names an unknown engine.
+        """
+        from imbot.config import resolve_store
+        from imbot.storage.urls import parse_storage_url
+
+        store = resolve_store(self._store_arg)
+
+        def shared(given: object) -> bool:
+            found = store if given is None else given
+            if found is None or isinstance(found, str):
+                return parse_storage_url(found).scheme == "redis"
+            return bool(getattr(found, "shared", False))  # an Inbox or a StateStore
+
+        return shared(self._inbox_arg) and shared(self._state_arg)
 
     @contextmanager
     def configured(

@@ -5,7 +5,9 @@ store that can only load by awaiting, before the first handler is tried) and sav
 the handler if it changed, so a handler that never touches ``ctx.state`` costs no load.
 Values must be JSON-serializable, so the same state works in memory, in SQLite and in later
 engines. Handlers of one conversation never run at the same time (see ``imbot.bot.dispatch``),
-so a load-modify-save needs no lock.
+so a load-modify-save needs no lock. A shared store (Redis) also checks, when saving, that
+nobody saved since the load (``VersionedStateStore``): should two processes ever run one
+conversation, the later save fails with ``StateConflict`` and its event runs again.
 
 This module holds the semantics; the ``StateStore`` protocol is in ``imbot.storage.base``
 and the engines beside it.
@@ -15,9 +17,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, TypeGuard
 
-from imbot.storage.base import InstantStateStore, StateStore
+from imbot.storage.base import InstantStateStore, StateStore, VersionedStateStore
 from imbot.storage.urls import open_state_store as _open
 
 __all__ = [
@@ -33,6 +35,18 @@ __all__ = [
 def _encode(data: Any) -> str:
     # Sorted keys and no spaces: equal states encode equally, so "changed?" is a string compare.
     return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+_VERSIONED: dict[type, bool] = {}
+
+
+def _versioned(store: StateStore) -> TypeGuard[VersionedStateStore]:
+    # A Protocol isinstance walks every method: asked once per store class, not per event.
+    kind = type(store)
+    known = _VERSIONED.get(kind)
+    if known is None:
+        known = _VERSIONED[kind] = isinstance(store, VersionedStateStore)
+    return known
 
 
 def _check_value(key: str, value: Any) -> None:
@@ -63,7 +77,7 @@ class ConversationState(MutableMapping[str, Any]):
         conversation_id: the conversation this state belongs to.
     """
 
-    __slots__ = ("_data", "_flag", "_snapshot", "_store", "conversation_id")
+    __slots__ = ("_data", "_flag", "_snapshot", "_store", "_version", "conversation_id")
 
     def __init__(
         self,
@@ -71,6 +85,7 @@ class ConversationState(MutableMapping[str, Any]):
         data: dict[str, Any] | None = None,
         *,
         store: StateStore | None = None,
+        version: int | None = None,
     ) -> None:
         """Wrap loaded data.
 
@@ -78,10 +93,13 @@ class ConversationState(MutableMapping[str, Any]):
             conversation_id: the conversation.
             data: the saved state, if any; it is taken as clean (not dirty).
             store: where ``save`` writes; ``None`` for a state that is never persisted.
+            version: the stored version ``data`` was loaded at, for a store that checks it
+                (``VersionedStateStore``); ``None`` saves whatever is stored.
         """
         self.conversation_id = conversation_id
         self._data: dict[str, Any] = dict(data) if data else {}
         self._store = store
+        self._version = version
         self._snapshot = _encode(self._data) if self._data else "{}"
         self._flag = False
 
@@ -154,11 +172,18 @@ class ConversationState(MutableMapping[str, Any]):
             ) from None
         if not self._flag and encoded == self._snapshot:
             return
-        if self._store is not None:
-            if self._data:
-                await self._store.save(self.conversation_id, json.loads(encoded))
+        store = self._store
+        if store is not None:
+            if self._version is not None and _versioned(store):
+                # A shared store: refused (StateConflict) if someone saved since the load.
+                data = json.loads(encoded) if self._data else {}
+                self._version = await store.save_versioned(
+                    self.conversation_id, data, self._version
+                )
+            elif self._data:
+                await store.save(self.conversation_id, json.loads(encoded))
             else:
-                await self._store.delete(self.conversation_id)
+                await store.delete(self.conversation_id)
         self._snapshot = encoded
         self._flag = False
 
@@ -170,6 +195,9 @@ async def load_state(store: StateStore, conversation_id: str) -> ConversationSta
         store: the engine.
         conversation_id: the conversation.
     """
+    if _versioned(store):
+        data, version = await store.load_versioned(conversation_id)
+        return ConversationState(conversation_id, data, store=store, version=version)
     return ConversationState(conversation_id, await store.load(conversation_id), store=store)
 
 

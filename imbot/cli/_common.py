@@ -25,7 +25,16 @@ from imbot.errors import (
 )
 from imbot.net import listen_error_message
 
-__all__ = ["DEFAULT_SIM_DB", "EXIT_OK", "EXIT_USAGE", "Subparsers", "explain", "fail", "guard"]
+__all__ = [
+    "DEFAULT_SIM_DB",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Subparsers",
+    "add_store_argument",
+    "explain",
+    "fail",
+    "guard",
+]
 
 DEFAULT_SIM_DB = os.path.join(".imbot", "sim.sqlite3")
 """The simulator's database for ``imbot sim`` and ``imbot dev`` unless ``--db`` says otherwise."""
@@ -41,6 +50,21 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 # Errors a failed bind carries; anything else with an errno is reported as it is.
 _LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL})
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--store URL`` (``imbot run``, ``imbot dev``): where the inbox and ``ctx.state`` live.
+
+    The bot gets it as ``IMBOT_STORE``, so a store its code names still wins.
+    """
+    parser.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="where events and ctx.state are kept: memory://, sqlite:///bot.db, "
+        "redis://host:6379/0 (default: $IMBOT_STORE, else what the bot's code says, "
+        "else memory)",
+    )
 
 
 def fail(command: str, message: str) -> int:

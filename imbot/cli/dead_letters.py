@@ -1,8 +1,10 @@
 """``imbot dead-letters``: list the events a bot gave up on, and queue them to run again.
 
-It works on the inbox file itself (``--inbox sqlite:///bot.db``), with the bot running or
-not: ``replay`` makes the events pending again, and the bot handles them at its next start
-(on a running bot, ``await bot.replay_dead_letter(event_id)`` handles one at once).
+It works on the inbox itself (``--inbox sqlite:///bot.db``, ``--inbox redis://host:6379/0``),
+with the bot running or not: ``replay`` makes the events pending again. A SQLite inbox's
+bot handles them at its next start (on a running bot, ``await
+bot.replay_dead_letter(event_id)`` handles one at once); a Redis inbox is shared, so a
+running worker picks them up within half a lease, from any machine.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def add_parser(subparsers: Subparsers) -> None:
         "--inbox",
         required=True,
         metavar="URL",
-        help="the bot's inbox, as given to Bot(inbox=...), e.g. sqlite:///bot.db",
+        help="the bot's inbox, as given to Bot(inbox=...) or store=..., e.g. "
+        "sqlite:///bot.db or redis://127.0.0.1:6379/0",
     )
     parser.add_argument("--all", action="store_true", help="replay every dead letter")
     parser.add_argument("--json", action="store_true", help="list as JSON lines")
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(
             "dead-letters",
             "a memory inbox keeps nothing once the bot stops; dead letters are kept by a "
-            "durable inbox (Bot(inbox='sqlite:///bot.db'))",
+            "durable inbox (Bot(inbox='sqlite:///bot.db') or Bot(store='redis://...'))",
         )
     outcome: list[int] = []
 
@@ -60,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
 
     code = guard("dead-letters", work)
     return outcome[0] if outcome and code == EXIT_OK else code
+
+
+def _when(url: str) -> str:
+    """When the replayed events run, for the inbox ``url`` names."""
+    if url.startswith(("redis://", "rediss://")):
+        return "a running worker handles them within a few seconds (or the bot at its start)"
+    return "the bot handles them at its next start"
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -97,7 +107,7 @@ async def _run(args: argparse.Namespace) -> int:
             if await store.requeue(event_id) is None:
                 missing.append(event_id)
         replayed = len(wanted) - len(missing)
-        print(f"{replayed} event(s) pending again; the bot handles them at its next start")
+        print(f"{replayed} event(s) pending again; {_when(args.inbox)}")
         if missing:
             return fail("dead-letters", f"no dead letter with id {', '.join(missing)}")
         return EXIT_OK

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from imbot.cli._common import DEFAULT_SIM_DB, Subparsers, guard
+from imbot.cli._common import DEFAULT_SIM_DB, Subparsers, add_store_argument, guard
 from imbot.cli.apploader import LoadedApp, add_app_argument
 from imbot.cli.devstart import (
     LOOPBACK,
@@ -36,6 +36,7 @@ from imbot.config import (
     BASE_URL_ENV,
     HANDLE_ENV,
     SIGNING_KEY_ENV,
+    STORE_ENV,
     child_environment,
     resolve_sim_admin_key,
 )
@@ -70,6 +71,7 @@ class DevOptions:
             ``None`` reuses the stored one.
         reload: restart the bot when its source changes.
         chaos: the simulator's chaos mode spec (``--chaos``), or ``None`` for none.
+        store: the bot's storage URL (``--store``), given to it as ``IMBOT_STORE``.
     """
 
     port: int = 8787
@@ -78,6 +80,7 @@ class DevOptions:
     admin_key: str | None = field(default=None, repr=False)
     reload: bool = True
     chaos: str | None = None
+    store: str | None = None
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -119,6 +122,7 @@ def add_parser(subparsers: Subparsers) -> None:
         help="run the simulator in chaos mode: a preset (mild, bad-day) and/or key=value "
         "pairs, e.g. 'seed=7,api=10%%,webhooks=10%%' (see docs/simulator.md)",
     )
+    add_store_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -131,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         admin_key=resolve_sim_admin_key(args.admin_key),
         reload=not args.no_reload,
         chaos=args.chaos,
+        store=args.store,
     )
 
     def work() -> None:
@@ -334,6 +339,7 @@ async def _serve(app: LoadedApp, options: DevOptions) -> None:
                     SIGNING_KEY_ENV: credentials.signing_key,
                     HANDLE_ENV: handle,
                     "PYTHONUNBUFFERED": "1",
+                    **({STORE_ENV: options.store} if options.store else {}),
                 }
             )
             bot = _BotProcess(app.spec.text, bot_port, env=env)

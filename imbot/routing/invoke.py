@@ -4,12 +4,13 @@
 whose filters pass runs, through its middleware chain (composed once, at start). For a new
 connection's first message (``ctx.new_connection``, found out by the bot) the first
 ``on_connect`` handler that takes it runs before that, and routing then goes on as usual. A
-handler
-may pass the event on with ``ctx.skip()`` (``raise SkipHandler``); the next candidate is
-then tried. A handler's exception goes to the most specific error handler (by the
-exception's MRO, the handler's own router first, then its parents'), and otherwise to the
-bot's report function; a transient API error (``is_transient``) skips the error handlers
-and leaves the call, for the bot to run the event again later. Routing does no IO of its
+handler may pass the event on with ``ctx.skip()`` (``raise SkipHandler``); the next
+candidate is then tried. A handler's exception goes to the most specific error handler (by
+the exception's MRO, the handler's own router first, then its parents'), and otherwise to
+the bot's report function; a transient API error (``is_transient``) skips the error
+handlers and leaves the call, for the bot to run the event again later. An ``on_turn``
+handler that takes the event goes to the bot's turn runner (``Invoker.turns``), which
+gathers the turn and runs the handler through ``Invoker.call``. Routing does no IO of its
 own: the usage reply for bad command arguments and the report of unhandled errors are
 functions the bot hands in.
 """
@@ -29,6 +30,7 @@ from imbot.routing.handlers import HandlerSpec, name_of
 if TYPE_CHECKING:
     from imbot.bot.context import Context
     from imbot.routing.table import CommandMatch, RouteTable
+    from imbot.routing.turns import TurnHook
     from imbot.types import ErrorHandler
 
 __all__ = ["Invoker", "find_error_handler"]
@@ -64,7 +66,7 @@ class Invoker:
         >>> handled = await invoker.run(ctx)
     """
 
-    __slots__ = ("_handler_timeout", "_report", "_table", "_usage_reply")
+    __slots__ = ("_handler_timeout", "_report", "_table", "_usage_reply", "turns")
 
     def __init__(
         self,
@@ -88,6 +90,8 @@ class Invoker:
         self._report = report
         self._usage_reply = usage_reply
         self._handler_timeout = handler_timeout
+        self.turns: TurnHook | None = None
+        """Runs a chosen ``on_turn`` handler; the bot sets it when the table has one."""
 
     @property
     def table(self) -> RouteTable:
@@ -132,6 +136,8 @@ class Invoker:
             flt = spec.filter
             if flt is not None and not await check(flt, ctx):
                 return False
+            if self.turns is not None and spec.kind == "turn":
+                return await self.turns(ctx, spec)  # gathers the turn, then calls back
             ctx.handler_name = spec.name
             if command is not None:
                 ctx.command = command[1]
@@ -156,6 +162,33 @@ class Invoker:
         except Exception as exc:
             if is_transient(exc):
                 raise  # the API failed, not the handler: the bot runs the event again later
+            await self._failed(ctx, spec, exc)
+        return True
+
+    async def call(self, ctx: Context[Any], spec: HandlerSpec) -> bool:
+        """Run a handler whose filters already passed: middleware, timeout, error handlers.
+
+        The turn runner calls it for each run of a turn handler.
+
+        Returns:
+            ``False`` when the handler passed with ``ctx.skip()``.
+
+        Raises:
+            Exception: a transient API error, for the bot to run the event again later.
+        """
+        try:
+            ctx.handler_name = spec.name
+            if self._handler_timeout is None:
+                assert spec.call is not None
+                await spec.call(ctx)
+            else:
+                await self._call_with_timeout(ctx, spec)
+        except SkipHandler:
+            ctx.handler_name = None
+            return False
+        except Exception as exc:
+            if is_transient(exc):
+                raise
             await self._failed(ctx, spec, exc)
         return True
 

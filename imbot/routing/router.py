@@ -29,6 +29,7 @@ from imbot.routing.observers import (
     TapbackObserver,
 )
 from imbot.routing.registrations import Registrations
+from imbot.routing.turns import TurnObserver
 
 if TYPE_CHECKING:
     from imbot.bot.context import Context
@@ -57,6 +58,8 @@ class Router:
     Attributes:
         on_message: incoming messages that pass the filters (bare or called).
         command: a command, by name (always called).
+        on_turn: a burst of incoming messages, answered by one handler run (bare or
+            called; see ``imbot.routing.turns``).
         on_connect: the human's first message after connecting, before it is routed
             (bare or called).
         on_tapback: the human's tapbacks, of some kinds or all (bare or called).
@@ -72,6 +75,7 @@ class Router:
 
     on_message: MessageObserver
     command: CommandObserver
+    on_turn: TurnObserver
     on_connect: ConnectObserver
     on_tapback: TapbackObserver
     on_sent: SentObserver
@@ -88,6 +92,7 @@ class Router:
         self._registrations = registrations = Registrations(self.name)
         self.on_message = MessageObserver(registrations)
         self.command = CommandObserver(registrations)
+        self.on_turn = TurnObserver(registrations)
         self.on_connect = ConnectObserver(registrations)
         self.on_tapback = TapbackObserver(registrations)
         self.on_sent = SentObserver(registrations, "sent")
@@ -153,6 +158,31 @@ class Router:
                 cannot take a message's words.
         """
         self.command.register(handler, name, *filters, aliases=aliases, hidden=hidden)
+
+    def add_turn_handler(
+        self,
+        handler: _Handler,
+        *filters: FilterLike,
+        quiet: float = 0.75,
+        max_wait: float = 2.0,
+        max_messages: int = 8,
+        max_chars: int = 4000,
+        interrupt: bool = True,
+    ) -> None:
+        """Register a turn handler; the method twin of ``on_turn``.
+
+        Example:
+            >>> bot.add_turn_handler(chat, quiet=1.0)
+        """
+        self.on_turn.register(
+            handler,
+            *filters,
+            quiet=quiet,
+            max_wait=max_wait,
+            max_messages=max_messages,
+            max_chars=max_chars,
+            interrupt=interrupt,
+        )
 
     def add_connect_handler(self, handler: _Handler, *, when: FilterLike | None = None) -> None:
         """Register a handler for a new connection's first message; the twin of ``on_connect``.

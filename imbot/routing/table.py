@@ -9,7 +9,9 @@ For one event:
 
 Outbound echoes never reach message handlers or commands. ``on_connect`` handlers are no
 candidates: they are in ``connect``, tried before all of these for a new connection's first
-message (see ``imbot.routing.connect``). Building the table also composes each handler's
+message (see ``imbot.routing.connect``). An ``on_turn`` handler is a candidate like an
+``on_message`` one; when it is chosen the bot gathers the turn (``imbot.routing.turns``).
+Building the table also composes each handler's
 middleware chain and its error-handler maps, so nothing is built per event.
 """
 
@@ -43,6 +45,8 @@ class RouteTable:
         connect: the ``on_connect`` handlers, in registration order.
         startup: startup hooks, in registration order.
         shutdown: shutdown hooks, in reverse registration order.
+        turns: the ``on_turn`` handlers, in registration order (also among the candidates
+            for incoming messages); empty for a bot without turns.
     """
 
     __slots__ = (
@@ -57,6 +61,7 @@ class RouteTable:
         "connect",
         "shutdown",
         "startup",
+        "turns",
     )
 
     def __init__(self, root: Router, *, prefixes: Sequence[str]) -> None:
@@ -92,6 +97,7 @@ class RouteTable:
                 self.commands[name] = spec
         plain = [s for s in specs if s.command_name is None and s.kind != "connect"]
         self.connect = tuple(s for s in specs if s.kind == "connect")
+        self.turns = tuple(s for s in plain if s.kind == "turn")
         self._by_type = {t: tuple(s for s in plain if s.serves(t)) for t in EVENT_TYPES}
         received = self._by_type["imessage.received"]
         self._inbound = received

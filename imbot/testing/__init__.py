@@ -26,6 +26,10 @@ Conversation of +15555550100 with @testbot:
   bot: ❤️ love on "hi"
 ```
 
+A reply split into bubbles (``ctx.reply(..., bubbles=True)``, ``ctx.reply_stream``) is taken
+with ``chat.expect_bubbles(n, typing=True)``; the harness makes the pauses between bubbles
+instant (``Pacing.instant()``) unless given ``pacing=``.
+
 ``await chat.state()`` reads what the bot's handlers saved in that conversation's
 ``ctx.state`` (after waiting for the bot to be quiet). A coroutine nobody awaited
 (``ctx.reply("hi")`` without ``await``) fails the test at once, saying "did you forget
@@ -52,7 +56,8 @@ stream), ``phone`` (the ``/sim/v1`` phone API), ``timeline`` (what a phone shows
 ``matching`` (what a reply must look like), ``transcript`` (the conversation as text),
 ``handler_errors``, ``unawaited`` (a forgotten ``await`` fails the test at once), ``agent``
 (a simulator and an identity), ``waiting`` (``eventually``), ``events`` (events from plain
-values) and ``media``.
+values), ``media``, and ``turns`` (``say_burst`` a burst of texts, ``record_turns`` the
+runs of the bot's ``on_turn`` handlers).
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ from imbot.testing.handler_errors import HandlerError
 from imbot.testing.harness import DEFAULT_TIMEOUT, BotHarness
 from imbot.testing.media import tiny_png
 from imbot.testing.timeline import TimelineItem, TimelineMedia, TimelineReaction
+from imbot.testing.turns import TurnLog, TurnRun, record_turns, say_burst
 from imbot.testing.waiting import eventually
 
 __all__ = [
@@ -81,11 +87,15 @@ __all__ = [
     "TimelineItem",
     "TimelineMedia",
     "TimelineReaction",
+    "TurnLog",
+    "TurnRun",
     "eventually",
     "message_event",
     "offline_client",
     "reaction_event",
+    "record_turns",
     "run_events",
+    "say_burst",
     "serving",
     "sim_agent",
     "simulated",

@@ -2,12 +2,14 @@
 
 A ``Conversation`` acts through the simulator's ``/sim/v1`` phone API (``say``,
 ``tapback``, ``connect``) and checks the bot's effects (``expect_reply``,
-``expect_tapback``, ``expect_typing``, ``expect_read``, ``expect_silence``) against what
-the phone's event stream showed, waking on every change and giving up at a deadline.
+``expect_bubbles``, ``expect_tapback``, ``expect_typing``, ``expect_read``,
+``expect_silence``) against what the phone's event stream showed, waking on every change and
+giving up at a deadline.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from os import PathLike
 from typing import TYPE_CHECKING, Any
@@ -297,6 +299,50 @@ class Conversation:
         if problem:
             raise self._w.fail(f"expected a reply{wanted}, but {problem}")
         return reply
+
+    async def expect_bubbles(
+        self, count: int, *, typing: bool | None = None, timeout: float | None = None
+    ) -> list[TimelineItem]:
+        """Wait for the bot's next ``count`` messages (a reply split into bubbles); take them.
+
+        Example:
+            >>> await chat.say("explain decorators")
+            >>> bubbles = await chat.expect_bubbles(3, typing=True)
+            >>> assert "```" in bubbles[1].text
+
+        Args:
+            count: how many messages.
+            typing: ``True``: the typing bubble must show between each two of them (as
+                ``ctx.reply`` shows it between bubbles); ``False``: never between them;
+                ``None``: not checked. A message takes the typing bubble down when it
+                arrives, so with a ``delivery_delay`` longer than half the pause the
+                phone sees the bubble before the message it follows, as a real one would.
+            timeout: seconds to wait; the harness's ``timeout`` by default.
+
+        Returns:
+            The bubbles, in the order the phone showed them.
+
+        Raises:
+            AssertionError: fewer messages in time, or the typing bubble was not as asked.
+        """
+        if count < 1:
+            raise ValueError(f"expect_bubbles() needs a count of at least 1, got {count}")
+        await self._w.ready()
+        seen = self._w.seen
+        start = seen.replies
+        await self._w.wait(
+            lambda: True if len(self._w.log.replies) - start >= count else None,
+            self._w.limit(timeout),
+            f"{count} message{'s' if count > 1 else ''} from the bot",
+        )
+        ids = self._w.log.replies[start : start + count]
+        seen.replies += count
+        if typing is not None:
+            for n, (first, second) in enumerate(itertools.pairwise(ids), 1):
+                if seen.typed_between(first, second) != typing:
+                    shown = "no typing bubble" if typing else "the typing bubble"
+                    raise self._w.fail(f"expected bubbles {count}: {shown} between {n} and {n + 1}")
+        return [self._w.log.items[item_id] for item_id in ids]
 
     async def expect_tapback(
         self, kind: TapbackKind | str | None = None, *, timeout: float | None = None

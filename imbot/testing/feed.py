@@ -111,6 +111,17 @@ class Cursor:
             for kind, thread, _ in self.log.entries[self.mark :]
         )
 
+    def typed_between(self, first: str, second: str) -> bool:
+        """Whether the bot showed the typing bubble after item ``first`` and before ``second``."""
+        at = {item_id: n for n, (kind, item_id, _) in enumerate(self.log.entries) if kind == "item"}
+        start, end = at.get(first), at.get(second)
+        if start is None or end is None:
+            return False
+        return any(
+            kind == "typing" and thread == self.handle
+            for kind, thread, _ in self.log.entries[start + 1 : end]
+        )
+
     def router_answer(self, since: int) -> TimelineItem | None:
         """The router number's first message after log position ``since``."""
         for kind, item_id, _ in self.log.entries[since:]:

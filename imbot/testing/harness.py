@@ -18,6 +18,7 @@ import aiohttp
 import anyio
 import anyio.abc
 
+from imbot.bot.pacing import Pacing
 from imbot.errors import single_exception
 from imbot.sim import Chaos
 from imbot.testing.agent import SimAgent, local_simulator, sim_agent
@@ -76,6 +77,9 @@ class BotHarness:
         chaos: chaos mode for the run (a ``Chaos``, or a spec such as ``"seed=7,api=10%"``):
             switched on once the bot is set up, before the default human connects, and put
             back as it was when the harness exits. Keep its delays short in tests.
+        pacing: the pauses between a reply's bubbles during the run; none by default
+            (``Pacing.instant()``), whatever the bot was built with. The typing bubble
+            is still shown between bubbles.
 
     Raises:
         ValueError: ``timeout`` is not positive or ``shutdown_timeout`` is negative, or
@@ -98,6 +102,7 @@ class BotHarness:
         shutdown_timeout: float = 2.0,
         simulator: Simulator | None = None,
         chaos: Chaos | str | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
         if timeout <= 0 or shutdown_timeout < 0:
             raise ValueError("timeout must be positive and shutdown_timeout not negative")
@@ -111,6 +116,7 @@ class BotHarness:
         self.raise_handler_errors = raise_handler_errors
         self.timeout = timeout
         self.shutdown_timeout = shutdown_timeout
+        self.pacing = pacing or Pacing.instant()
         self.errors: list[HandlerError] = []
         self._unawaited: list[str] = []  # forgotten awaits: they always fail the test
         self._unawaited_reported = 0
@@ -230,6 +236,9 @@ class BotHarness:
         saved_drain = self.bot.drain_timeout
         self.bot.drain_timeout = min(saved_drain, self.shutdown_timeout)
         stack.callback(setattr, self.bot, "drain_timeout", saved_drain)
+        saved_pacing = self.bot.pacing
+        self.bot.pacing = self.pacing
+        stack.callback(setattr, self.bot, "pacing", saved_pacing)
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg

@@ -12,7 +12,10 @@ from there. What is left here serves imbot's own tests alone:
   make (``tests/scenarios/test_dev*.py``, the demo browser test);
 * ``browser``: the chat-page browser test's Chromium lookup and its plain-aiohttp echo bot;
 * ``botprocess``: ``imbot run`` as a child process under an open-files limit, its memory
-  and its log (the webhook server's hardening tests, ``tests/regressions``).
+  and its log (the webhook server's hardening tests, ``tests/regressions``);
+* ``workers``: several ``imbot run`` processes on one Redis, an Inkbox that delivers each
+  event twice at random moments, and an API stand-in that honours idempotency keys
+  (``tests/scaleout``).
 """
 
 from __future__ import annotations
