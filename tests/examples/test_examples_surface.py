@@ -22,12 +22,16 @@ def test_has_a_bot_attribute(name: str) -> None:
     assert isinstance(load_example(name).bot, Bot)
 
 
+# The facade, and imbot.ai: the optional pydantic-ai adapter, its own documented entry point.
+PUBLIC = {"imbot", "imbot.ai"}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_imports_only_the_public_surface(name: str) -> None:
     tree = ast.parse((EXAMPLES / f"{name}.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("imbot"):
-            assert node.module == "imbot", f"{name}.py imports from {node.module}"
+            assert node.module in PUBLIC, f"{name}.py imports from {node.module}"
         if isinstance(node, ast.Import):
             assert all(not a.name.startswith("imbot.") for a in node.names), name
 
