@@ -207,6 +207,8 @@ class Context(Replies[EventT_co]):
         sender = self.sender
         if not sender:
             raise ImbotError("ctx.ask needs an event from a human (a message or a tapback)")
+        # Saving commits the run: in a turn, nothing may interrupt it from here on.
+        self._mark_sent()
         if self._state is not None:
             await self._state.save()
         asks = self._services.asks

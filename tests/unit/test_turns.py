@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 from imbot import (
+    AskTimeout,
     Bot,
     ConnectError,
     Context,
@@ -30,6 +31,7 @@ from imbot.bot.dispatch import Dispatcher, LaneAccess, lane_key
 from imbot.bot.inbox import event_key, open_inbox
 from imbot.bot.state import load_state, open_state_store
 from imbot.routing.turns import TurnOptions
+from imbot.storage.memory import MemoryStateStore
 from imbot.testing import (
     message_event,
     offline_client,
@@ -562,3 +564,48 @@ async def test_the_dispatcher_lets_a_lane_holder_peek_take_and_wait() -> None:
             await checked.wait()
             assert await dispatcher.drain(5)
     assert seen == ["1", "3"]
+
+
+class _SlowSaves(MemoryStateStore):
+    """A state store whose saves wait until the test lets them through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saving = anyio.Event()
+        self.release = anyio.Event()
+
+    async def save(self, conversation_id: str, data: dict[str, Any]) -> None:
+        self.saving.set()
+        await self.release.wait()
+        await super().save(conversation_id, data)
+
+
+async def test_a_message_during_ctx_ask_saving_state_does_not_interrupt_the_run() -> None:
+    # ctx.ask saves the state before it asks: from there on the run is committed, so a
+    # message arriving during that save must not cancel it (its state would be half kept).
+    store = _SlowSaves()
+    bot = Bot(client=offline_client(), state=store)
+    turns = record_turns(bot)
+
+    @bot.on_turn(**FAST)
+    async def chat(ctx: Context[MessageReceived]) -> None:
+        ctx.state["runs"] = ctx.state.get("runs", 0) + 1
+        if ctx.text == "first":
+            with pytest.raises(AskTimeout):
+                await ctx.ask(timeout=0.2)
+
+    with anyio.fail_after(10):
+        async with bot:
+            await bot.feed(message_event("first"))
+            await store.saving.wait()
+            await bot.feed(message_event("second"))
+            await anyio.sleep(FAST["quiet"] * 2)  # the interruption watcher has seen it
+            store.release.set()
+            while len(turns.finished) < 2:
+                await anyio.sleep(0.02)
+            state = await bot.conversation_state(CONVERSATION_ID)
+    assert [(r.texts, r.outcome) for r in turns.runs] == [
+        (["first"], "done"),
+        (["second"], "done"),
+    ]
+    assert state == {"runs": 2}
