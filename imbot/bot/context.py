@@ -25,7 +25,6 @@ import anyio.abc
 
 from imbot.bot.actions import Actions
 from imbot.bot.event_view import EventT_co
-from imbot.bot.history import HistoryEntry, read_history
 from imbot.bot.replies import Replies
 from imbot.errors import AskTimeout, ImbotError, SkipHandler
 from imbot.log import get_logger
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
     from imbot.bot.bot import Bot
+    from imbot.bot.history import HistoryEntry
     from imbot.bot.sending import MediaInput
     from imbot.bot.services import Services
     from imbot.bot.state import ConversationState
@@ -174,6 +174,8 @@ class Context(Replies[EventT_co]):
         Args:
             limit: how many messages to read.
         """
+        from imbot.bot.history import read_history  # loaded by the bots that read history
+
         return await read_history(self.client, self.require_conversation("history"), limit)
 
     async def ask(

@@ -42,7 +42,6 @@ import anyio
 from imbot.bot.connections import Connections
 from imbot.bot.context import Context
 from imbot.bot.inbox import event_key
-from imbot.bot.turns import TurnRunner
 from imbot.errors import EventDeadLettered, is_transient
 from imbot.events import AnyEvent, MessageReceived, ReactionReceived
 from imbot.log import debug_enabled, get_logger
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
     from imbot.bot.inbox import Inbox
     from imbot.bot.retry import HandlerRetry
     from imbot.bot.services import Services
+    from imbot.bot.turns import TurnRunner
     from imbot.routing.invoke import Invoker
     from imbot.storage.base import PendingEvent
 
@@ -131,6 +131,9 @@ class Handling:
         """The lanes, where turns gather (the runtime sets it); ``None``: a turn per message."""
         self._turns: TurnRunner | None = None
         if invoker.table.turns:
+            # Imported only by bots with turn handlers: the others start without it.
+            from imbot.bot.turns import TurnRunner
+
             self._turns = TurnRunner(handling=self, invoker=invoker, services=services, inbox=inbox)
             invoker.turns = self._turns.run
 
