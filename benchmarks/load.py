@@ -236,13 +236,20 @@ FIGURES = (
 SUMS = ("lost", "wrong", "ack_errors", "other_requests")
 
 
-def summarize(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+SHARES = ("driver_cpu_share", "stub_cpu_share", "contender_cpu_share", "other_cpu_share")
+
+
+def summarize(
+    rounds: Sequence[dict[str, Any]],
+    *,
+    medians: Sequence[str] = (*FIGURES, *SHARES),
+    sums: Sequence[str] = SUMS,
+) -> dict[str, Any]:
     """Median of each figure over rounds; totals of the error counts."""
     out: dict[str, Any] = {"rounds": len(rounds)}
-    shares = ("driver_cpu_share", "stub_cpu_share", "contender_cpu_share", "other_cpu_share")
-    for key in (*FIGURES, *shares):
+    for key in medians:
         out[key] = statistics.median(r[key] for r in rounds) if rounds else float("nan")
-    for key in SUMS:
+    for key in sums:
         out[key] = sum(r[key] for r in rounds)
     return out
 

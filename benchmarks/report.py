@@ -48,7 +48,8 @@ def verdict(ok: bool | None) -> str:
     return "" if ok is None else ("PASS" if ok else "FAIL")
 
 
-def _ratio(a: Any, b: Any) -> float | None:
+def ratio_of(a: Any, b: Any) -> float | None:
+    """``a / b``, or ``None`` when either is missing, not a number, NaN, or ``b`` is zero."""
     if not isinstance(a, int | float) or not isinstance(b, int | float) or not b:
         return None
     if math.isnan(a) or math.isnan(b):
@@ -80,7 +81,7 @@ def load_rows(load: dict[str, Any]) -> tuple[list[Row], list[dict[str, Any]]]:
     for label, key, digits, kind, limit in spec:
         a = im.get(key) if has_im else None
         b = fl.get(key) if has_fl else None
-        ratio = _ratio(a, b)
+        ratio = ratio_of(a, b)
         ok: bool | None = None
         target = ""
         if kind == "ratio_min" and limit is not None:

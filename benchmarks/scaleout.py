@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import pathlib
-import statistics
 import sys
 import tempfile
 import time
@@ -45,9 +44,9 @@ from benchmarks.driver import (
     plan_events,
     sign_all,
 )
-from benchmarks.load import SECRET, Stub, _score_replies, start_stub
+from benchmarks.load import SECRET, Stub, _score_replies, start_stub, summarize
 from benchmarks.redis_proc import RedisProc, redis_binary
-from benchmarks.report import Row, fmt, verdict
+from benchmarks.report import Row, fmt, ratio_of, verdict
 
 __all__ = [
     "CPU_RATIO_MAX",
@@ -252,21 +251,6 @@ _FIGURES = (
 )
 
 
-def _summarize(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"rounds": len(rounds)}
-    for key in _FIGURES:
-        out[key] = statistics.median(r[key] for r in rounds) if rounds else float("nan")
-    for key in ("lost", "wrong", "ack_errors"):
-        out[key] = sum(r[key] for r in rounds)
-    return out
-
-
-def _ratio(a: Any, b: Any) -> float | None:
-    if not isinstance(a, int | float) or not isinstance(b, int | float) or not b:
-        return None
-    return float(a) / float(b)
-
-
 async def run_scaleout(
     cfg: ScaleConfig,
     logdir: pathlib.Path,
@@ -302,7 +286,10 @@ async def run_scaleout(
     finally:
         redis.stop()
         procs.stop(stub.proc)
-    summaries = {name: _summarize(rs) for name, rs in per.items()}
+    summaries = {
+        name: summarize(rs, medians=_FIGURES, sums=("lost", "wrong", "ack_errors"))
+        for name, rs in per.items()
+    }
     memory = summaries.get("memory-1", {})
     redis1 = summaries.get("redis-1", {})
     return {
@@ -318,8 +305,8 @@ async def run_scaleout(
             name: {"summary": summaries[name], "rounds": rs, "error": errors.get(name)}
             for name, rs in per.items()
         },
-        "cpu_ratio": _ratio(redis1.get("cpu_s_per_1k"), memory.get("cpu_s_per_1k")),
-        "total_cpu_ratio": _ratio(redis1.get("total_cpu_s_per_1k"), memory.get("cpu_s_per_1k")),
+        "cpu_ratio": ratio_of(redis1.get("cpu_s_per_1k"), memory.get("cpu_s_per_1k")),
+        "total_cpu_ratio": ratio_of(redis1.get("total_cpu_s_per_1k"), memory.get("cpu_s_per_1k")),
     }
 
 

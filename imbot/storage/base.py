@@ -1,12 +1,14 @@
 """The storage protocols: what an inbox engine and a state engine provide.
 
-The engines (``memory``, ``sqlite``) implement these; ``imbot.bot.inbox`` and
-``imbot.bot.state`` hold the semantics on top. Protocols sit below both, so neither side
-imports the other (the direction aiogram's ``fsm/storage/base.py`` takes).
+The engines (``memory``, ``sqlite``, ``redis_*``) implement these, and store a state as
+``encode_state`` writes it; ``imbot.bot.inbox`` and ``imbot.bot.state`` hold the semantics on
+top. Protocols sit below both, so neither side imports the other (the direction aiogram's
+``fsm/storage/base.py`` takes).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,7 +19,22 @@ __all__ = [
     "PendingEvent",
     "StateStore",
     "VersionedStateStore",
+    "encode_state",
 ]
+
+
+def encode_state(conversation_id: str, data: dict[str, Any]) -> str:
+    """A conversation's state as compact JSON, the form every engine stores.
+
+    Raises:
+        TypeError: a value is not JSON-serializable (the message names the conversation).
+    """
+    try:
+        return json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"state of conversation {conversation_id} is not JSON-serializable: {exc}"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

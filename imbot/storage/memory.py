@@ -13,7 +13,7 @@ import time
 from collections import deque
 from typing import Any
 
-from imbot.storage.base import DeadLetter, PendingEvent
+from imbot.storage.base import DeadLetter, PendingEvent, encode_state
 
 __all__ = ["MemoryInboxStore", "MemoryStateStore"]
 
@@ -158,7 +158,7 @@ class MemoryStateStore:
         if not data:
             self._states.pop(conversation_id, None)
             return
-        self._states[conversation_id] = json.dumps(data, separators=(",", ":"), allow_nan=False)
+        self._states[conversation_id] = encode_state(conversation_id, data)
 
     async def delete(self, conversation_id: str) -> None:
         """Forget the state."""

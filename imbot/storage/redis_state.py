@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from imbot.errors import StateConflict
 from imbot.storage import redis_scripts as lua
+from imbot.storage.base import encode_state
 from imbot.storage.redis_conn import RedisTarget, connect
 from imbot.storage.redis_wire import Scripts
 
@@ -140,14 +141,7 @@ class RedisStateStore:
             StateConflict: the stored state is no longer at ``version``.
             TypeError: a value is not JSON-serializable.
         """
-        encoded = ""
-        if data:
-            try:
-                encoded = json.dumps(data, separators=(",", ":"), allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(
-                    f"state of conversation {conversation_id} is not JSON-serializable: {exc}"
-                ) from None
+        encoded = encode_state(conversation_id, data) if data else ""
         self._preloaded.pop(conversation_id, None)
         if version != _ANY_VERSION and conversation_id in self._lanes:
             return self._defer(conversation_id, encoded, version)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from imbot.storage.base import DeadLetter, PendingEvent
+from imbot.storage.base import DeadLetter, PendingEvent, encode_state
 from imbot.storage.sqlite_engine import (
     BUSY_TIMEOUT,
     CHECKPOINT_EVERY,
@@ -283,13 +283,7 @@ class SqliteStateStore(Engine):
         if not data:
             await self.delete(conversation_id)
             return
-        try:
-            encoded = json.dumps(data, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"state of conversation {conversation_id} is not JSON-serializable: {exc}"
-            ) from None
-        await self._write(self._save, conversation_id, encoded)
+        await self._write(self._save, conversation_id, encode_state(conversation_id, data))
         await self._maybe_checkpoint()
 
     def _save(self, conversation_id: str, encoded: str) -> None:
