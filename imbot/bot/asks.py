@@ -85,6 +85,9 @@ class AskRegistry:
         self._open[key] = waiter
         return waiter
 
+    async def registered(self, waiter: Waiter) -> None:
+        """Return once an answer to ``waiter``'s question can reach it (at once, here)."""
+
     def close(self, conversation_id: str, sender: str, waiter: Waiter) -> None:
         """Stop waiting (answered, timed out or cancelled)."""
         key = (conversation_id, sender)
@@ -112,14 +115,23 @@ class AskRegistry:
 class SharedAskRegistry(AskRegistry):
     """Open questions that any process of a shared-inbox bot can answer.
 
-    ``open`` stays synchronous (``ctx.ask`` calls it before sending its prompt): it starts
-    the registration in Redis on the cluster's task group, which lands long before the
-    human can read the prompt and answer. A question closed at the moment its answer was
+    ``open`` stays synchronous: it starts the registration in Redis, and ``ctx.ask`` awaits
+    ``registered`` before it sends its prompt, so an answer, however quick and whichever
+    process takes it, finds the question. A question closed at the moment its answer was
     accepted elsewhere is not lost: ``deliver`` says so and the cluster queues the answer
     as an ordinary message.
     """
 
-    __slots__ = ("_count", "_lanes", "_late", "_registered", "_tg", "_tokens", "_wake")
+    __slots__ = (
+        "_count",
+        "_lanes",
+        "_late",
+        "_ready",
+        "_registered",
+        "_tg",
+        "_tokens",
+        "_wake",
+    )
 
     def __init__(self, lanes: RedisLanes) -> None:
         """Register questions through ``lanes``; ``bind`` a task group before the first."""
@@ -128,6 +140,7 @@ class SharedAskRegistry(AskRegistry):
         self._tg: anyio.abc.TaskGroup | None = None
         self._tokens: dict[str, tuple[str, str, Waiter]] = {}
         self._registered: set[str] = set()
+        self._ready: dict[str, anyio.Event] = {}  # set once Redis has the question
         self._count = 0
         self._late = 0
         self._wake = anyio.Event()
@@ -157,8 +170,7 @@ class SharedAskRegistry(AskRegistry):
         self._count += 1
         waiter.token = f"{self._count}"
         self._tokens[waiter.token] = (conversation_id, sender, waiter)
-        # Queued now, it reaches Redis ahead of the prompt ctx.ask sends next: an answer,
-        # however quick, finds the question.
+        self._ready[waiter.token] = anyio.Event()
         queued = self._lanes.ask_open_nowait(conversation_id, sender, waiter.token)
         if queued is not None:
             queued.add_done_callback(
@@ -177,15 +189,31 @@ class SharedAskRegistry(AskRegistry):
             if self._tg is not None and token in self._tokens:
                 self._tg.start_soon(self._register, conversation_id, sender, waiter)
         elif token in self._tokens:
-            self._registered.add(token)
+            self._now_registered(token)
         elif waiter.message is None and self._tg is not None:
             # Closed unanswered before Redis had it: take the question back.
             self._tg.start_soon(self._unregister, conversation_id, sender, token)
+
+    async def registered(self, waiter: Waiter) -> None:
+        """Return once Redis has the question (an answer reaching any process finds it).
+
+        Waits while Redis is unreachable: no process could take the answer meanwhile.
+        """
+        ready = self._ready.get(waiter.token)
+        if ready is not None:
+            await ready.wait()
+
+    def _now_registered(self, token: str) -> None:
+        self._registered.add(token)
+        ready = self._ready.pop(token, None)
+        if ready is not None:
+            ready.set()
 
     def close(self, conversation_id: str, sender: str, waiter: Waiter) -> None:
         """Stop waiting here and in Redis (answered, timed out or cancelled)."""
         super().close(conversation_id, sender, waiter)
         token = waiter.token
+        self._ready.pop(token, None)
         if self._tokens.pop(token, None) is None or token not in self._registered:
             return  # answered, or its registration (still under way) will undo itself
         self._registered.discard(token)
@@ -231,6 +259,7 @@ class SharedAskRegistry(AskRegistry):
             return False
         conversation_id, sender, waiter = entry
         self._registered.discard(token)
+        self._ready.pop(token, None)
         try:
             event = parse_event(raw)
         except MalformedEvent:
@@ -260,7 +289,7 @@ class SharedAskRegistry(AskRegistry):
                 delay = min(delay * 2, 2.0)
                 continue
             if token in self._tokens:
-                self._registered.add(token)
+                self._now_registered(token)
             elif waiter.message is None:  # closed unanswered while registering: take it back
                 await self._unregister(conversation_id, sender, token)
             return

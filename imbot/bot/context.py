@@ -216,6 +216,7 @@ class Context(Replies[EventT_co]):
         asks = self._services.asks
         waiter = asks.open(conversation_id, sender)
         try:
+            await asks.registered(waiter)  # with several processes: before the prompt leaves
             if prompt is not None or media is not None:
                 await self._send(prompt, conversation_id=conversation_id, media=media)
             with anyio.move_on_after(timeout):
