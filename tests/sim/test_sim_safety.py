@@ -290,9 +290,12 @@ async def test_webhooks_do_not_follow_redirects(
         await api.text(PHONE, "hello")
 
         async def logged() -> list[dict[str, Any]] | None:
+            # Drained first, then read: read first, a retry could land between the two.
+            if sim.pending() != 0:
+                return None
             r = await api.get("/api/v1/webhooks/deliveries", params={"subscription_id": sub["id"]})
-            rows = r.body["deliveries"]
-            return rows if rows and sim.pending() == 0 else None
+            rows: list[dict[str, Any]] = r.body["deliveries"]
+            return rows or None
 
         rows = await wait_until(logged)
         # Each event: three attempts (one plus two retries), each a failure, none followed.
