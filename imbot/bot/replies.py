@@ -16,7 +16,8 @@ from imbot.bot.event_view import EventT_co
 from imbot.bot.inbox import event_key
 from imbot.bot.pacing import Pacer, send_bubbles, stream_bubbles
 from imbot.bot.sending import MediaInput, idempotency_key, send_message
-from imbot.errors import InvalidRequest
+from imbot.errors import IdempotencyKeyReused, InvalidRequest
+from imbot.log import get_logger
 from imbot.models import Message
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from imbot.models import SendStyle
 
 __all__ = ["Replies"]
+
+_log = get_logger("imbot")
 
 
 class Replies(Actions[EventT_co]):
@@ -179,16 +182,30 @@ class Replies(Actions[EventT_co]):
         self._mark_sent()
         if part == 1:
             self._sends += 1
-        message = await send_message(
-            self.client,
-            text,
-            conversation_id=conversation_id,
-            to=to,
-            media=media,
-            effect=effect,
-            reply_to=reply_to,
-            idempotency_key=idempotency_key(self._key or event_key(self._event), self._sends, part),
-        )
+        key = idempotency_key(self._key or event_key(self._event), self._sends, part)
+        try:
+            message = await send_message(
+                self.client,
+                text,
+                conversation_id=conversation_id,
+                to=to,
+                media=media,
+                effect=effect,
+                reply_to=reply_to,
+                idempotency_key=key,
+            )
+        except IdempotencyKeyReused:
+            # An earlier run of this handling (a crash, a redelivery) sent this send already,
+            # with another text or media: a model's answer, a fresh upload. Sent it stays.
+            earlier = await self._services.sent_under(key)
+            if earlier is None:
+                raise
+            _log.info(
+                "an earlier run already made this send; keeping its message",
+                idempotency_key=key,
+                message_id=earlier.id,
+            )
+            message = earlier
         if self._typing:
             self._typing[-1].rearm()
         return message

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from imbot.bot.bubbles import Bubbles
     from imbot.bot.pacing import Pacing
     from imbot.client import InkboxClient
+    from imbot.models import Message
     from imbot.storage.base import StateStore
 
 __all__ = ["Services"]
@@ -36,6 +37,7 @@ class Services:
     """
 
     __slots__ = (
+        "_identity_id",
         "_instant",
         "_store",
         "asks",
@@ -64,6 +66,7 @@ class Services:
         # read on first use; any other store is loaded before routing.
         self._instant = state_store if isinstance(state_store, InstantStateStore) else None
         self.loads_by_awaiting = self._instant is None
+        self._identity_id: str | None = None
 
     @property
     def pacing(self) -> Pacing:
@@ -91,3 +94,27 @@ class Services:
         if not conversation_id:
             return ConversationState("", store=None)
         return await load_state(self._store, conversation_id)
+
+    async def sent_under(self, idempotency_key: str) -> Message | None:
+        """The message an earlier run of a handling sent under ``idempotency_key``, if any.
+
+        ``None`` when the key made no message, or when the bot's identity cannot be told:
+        an admin key and no ``handle``.
+        """
+        identity_id = await self._identity()
+        if identity_id is None:
+            return None
+        return await self.client.find_send(idempotency_key, agent_identity_id=identity_id)
+
+    async def _identity(self) -> str | None:
+        # Asked once, and only on this rare path: an identity key sees just its identity;
+        # an admin key needs the bot's handle to tell which one it sends as.
+        if self._identity_id is None:
+            handle = self.bot.handle
+            if handle is not None:
+                self._identity_id = (await self.client.get_identity(handle)).id
+            else:
+                identities = await self.client.list_identities()
+                if len(identities) == 1:
+                    self._identity_id = identities[0].id
+        return self._identity_id

@@ -18,12 +18,14 @@ after ``quiet`` seconds with nothing joining, ``max_wait`` after it began, or wh
 A taken event is not complete in the inbox until the turn is done: the absorbed events are
 completed after the handler's last run (the first one by ``Handling``, as any event), so a
 crash leaves them pending and the turn forms again after the restart. Its sends are keyed
-on the first message's key, so a turn run again sends nothing twice. A transient API error
-retries the whole turn (the absorbed events are kept for it).
+on its messages' keys (``_send_key``), so a turn run again sends nothing twice, and one
+formed again with a message that came after its reply answers that message too. A
+transient API error retries the whole turn (the absorbed events are kept for it).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -66,6 +68,19 @@ class _Open:
         self.lane = lane
         self.turn: Turn | None = None
         self.absorbed: list[tuple[str, AnyEvent]] = []
+
+
+def _send_key(record: _Open) -> str:
+    """The key a turn's sends are numbered under: its first message's, and who joined it.
+
+    A turn formed again after a crash with the same messages sends under the same keys, so
+    nothing goes out twice. Formed with a message that came after its reply went out, it
+    is a new turn: a new key, and an answer that covers the late message too.
+    """
+    if not record.absorbed:
+        return record.key
+    joined = "\n".join(key for key, _ in record.absorbed)
+    return f"{record.key}+{hashlib.blake2b(joined.encode(), digest_size=8).hexdigest()}"
 
 
 class TurnRunner:
@@ -152,7 +167,7 @@ class TurnRunner:
 
     async def _context(self, first: Context[Any], record: _Open, turn: Turn) -> Context[Any]:
         # A fresh context per run: a cancelled run's state changes are never saved.
-        ctx: Context[Any] = Context(self._services, turn.last, key=record.key)
+        ctx: Context[Any] = Context(self._services, turn.last, key=_send_key(record))
         ctx.turn = turn
         ctx.new_connection = first.new_connection
         ctx.match = first.match

@@ -44,6 +44,14 @@ class _Sent(BaseModel):
     message: Message
 
 
+class _Lookup(BaseModel):
+    message_id: str
+
+
+def _parse_lookup(body: bytes) -> _Lookup:
+    return _Lookup.model_validate_json(body)
+
+
 def _parse_sent(body: bytes) -> Message:
     # The send answer wraps the row: {"message": {...}}. One parse, straight from bytes.
     return _Sent.model_validate_json(body).message
@@ -265,6 +273,36 @@ class _MessagingEndpoints(_BaseClient):
         """
         path = f"/imessage/messages/{segment(message_id)}"
         return await self._request("GET", path, Message.model_validate_json)
+
+    async def find_send(self, idempotency_key: str, *, agent_identity_id: str) -> Message | None:
+        """The message an earlier send with this ``Idempotency-Key`` created, if any.
+
+        The way back after a send whose answer never arrived, or whose key a re-run reused
+        with a different body (``IdempotencyKeyReused``): ask which message the key made.
+
+        Example:
+            >>> sent = await client.find_send(exc.idempotency_key, agent_identity_id=ident.id)
+
+        Args:
+            idempotency_key: the send's key.
+            agent_identity_id: the identity the message was sent as.
+
+        Returns:
+            The message, with its current status; ``None`` when the key made none.
+        """
+        key = check_idempotency_key(idempotency_key)
+        query = {
+            "sender_kind": "imessage_identity",
+            "sender_id": agent_identity_id,
+            "operation": "imessage.send",
+        }
+        try:
+            found = await self._request(
+                "GET", "/message-sends/lookup", _parse_lookup, query=query, idempotency_key=key
+            )
+        except NotFound:
+            return None
+        return await self.get_message(found.message_id)
 
     async def mark_read(self, conversation_id: str) -> MarkReadResult:
         """Send a read receipt and mark the conversation's inbound messages read.

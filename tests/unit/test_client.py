@@ -423,6 +423,31 @@ async def test_a_text_reply_is_sent_exactly_as_the_request_model_dumps_it(
     assert req.body == expected.encode()
 
 
+async def test_find_send_returns_what_a_key_sent_and_none_for_an_unused_key(
+    world: World, wire: Recording, client: InkboxClient
+) -> None:
+    cid, ident = world.conversation_id, world.identity.id
+    with anyio.fail_after(5):
+        sent = await client.send_message(conversation_id=cid, text="first", idempotency_key="k-9")
+        with pytest.raises(IdempotencyKeyReused):  # the same key, another text
+            await client.send_message(conversation_id=cid, text="second", idempotency_key="k-9")
+        wire.requests.clear()
+        found = await client.find_send("k-9", agent_identity_id=ident)
+        missing = await client.find_send("never-used", agent_identity_id=ident)
+    assert found is not None and (found.id, found.content) == (sent.id, "first")
+    assert missing is None
+    lookup = wire.requests[0]
+    assert (lookup.method, lookup.headers["Idempotency-Key"]) == ("GET", "k-9")
+    assert lookup.path == "/api/v1/message-sends/lookup"
+    assert lookup.query == {
+        "sender_kind": "imessage_identity",
+        "sender_id": ident,
+        "operation": "imessage.send",
+    }
+    with pytest.raises(ValueError, match="idempotency_key"):
+        await client.find_send(" ", agent_identity_id=ident)
+
+
 async def test_invalid_request_lists_the_fields(client: InkboxClient) -> None:
     with pytest.raises(InvalidRequest) as info:
         await client.send_message(to="12", text="x")
@@ -1055,8 +1080,16 @@ def test_the_endpoint_table_covers_every_endpoint() -> None:
         for name in dir(InkboxClient)
         if not name.startswith("_") and callable(getattr(InkboxClient, name))
     }
-    # Covered elsewhere in this file: sends, uploads, paging twins, the triage number.
-    elsewhere = {"send_message", "upload_media", "list_messages", "get_triage_number", "aclose"}
+    # Covered elsewhere in this file: sends and their lookup, uploads, paging twins, the
+    # triage number.
+    elsewhere = {
+        "send_message",
+        "find_send",
+        "upload_media",
+        "list_messages",
+        "get_triage_number",
+        "aclose",
+    }
     iterators = {name for name in public if name.startswith("iter_")}
     assert public - elsewhere - iterators == set(ENDPOINTS)
 
