@@ -15,14 +15,13 @@ across the processes. Two round trips per event (admit, advance); a handout also
 the conversation's state when the state store is the Redis one, so ``ctx.state`` costs
 none. Background loops renew this process's leases (every lease/3), take over the
 conversations whose holder is gone (every ~lease/2; a process killed with ``kill -9``),
-and read the answers to this process's ``ctx.ask`` questions.
+and read the answers to its ``ctx.ask`` questions and the notices for its turns.
 
 An event handed out again after its lane died counts a start, as after a restart, so an
 event that kills every process that runs it becomes a dead letter (``Handling``'s rules).
 Redis going away stops nothing: ``feed`` raises ``StoreUnavailable`` (the webhook answers
-503), and lanes and loops wait with backoff, log once, and go on when it is back. At
-shutdown lanes finish their running event and drop their leases; queued events stay in
-Redis for the other processes, which take them at once.
+503), and lanes and loops wait with backoff, log once, and go on when it is back. Lanes
+stopping finish their running event and drop their leases: the others take over at once.
 """
 
 from __future__ import annotations
@@ -275,12 +274,13 @@ class Cluster:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Renew leases, take over orphaned conversations and read ask answers, until cancelled."""
+        """Renew leases, take over orphaned lanes, read answers and notices, until cancelled."""
         async with anyio.create_task_group() as tg:
             self.asks.bind(tg)
             tg.start_soon(self._renew_loop, name="imbot.cluster.renew")
             tg.start_soon(self._takeover_loop, name="imbot.cluster.takeover")
             tg.start_soon(self.asks.listen, self._late_answer, self._outage, name="imbot.asks")
+            tg.start_soon(self.queues.listen, self._outage, name="imbot.cluster.notices")
             task_status.started()
 
     async def take_over(self) -> int:

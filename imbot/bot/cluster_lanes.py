@@ -21,6 +21,8 @@ from imbot.events import AnyEvent, parse_event
 from imbot.log import get_logger
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from imbot.bot.handling import Handling
     from imbot.storage.redis_inbox import RedisInboxStore
     from imbot.storage.redis_lanes import RedisLanes
@@ -29,7 +31,11 @@ __all__ = ["LaneInbox", "QueueView"]
 
 _log = get_logger("imbot")
 
-_POLL = 0.05  # seconds between looks at a queue another process may append to
+# A turn waiting on its queue is told by Redis when another process queues an event there
+# (``RedisLanes.watch``); it still looks every _LOOK seconds, should a notice be lost (a
+# Redis restart). The watch outlives a look, so there is no gap between two.
+_LOOK = 1.0
+_WATCH_TTL = 3 * _LOOK
 _PARSED_KEPT = 4096  # queued events kept parsed; past it the cache starts over
 
 
@@ -68,7 +74,7 @@ class QueueView:
     right behind it, then the ones still queued.
     """
 
-    __slots__ = ("_handling", "_lanes", "_parsed", "_taken", "_wakers")
+    __slots__ = ("_handling", "_lanes", "_parsed", "_taken", "_wakers", "_watched", "_watching")
 
     def __init__(self, lanes: RedisLanes) -> None:
         """Read queues through ``lanes``."""
@@ -77,6 +83,8 @@ class QueueView:
         self._taken: dict[str, list[str]] = {}
         self._parsed: dict[str, AnyEvent] = {}
         self._wakers: dict[str, anyio.Event] = {}
+        self._watching = 0  # waits under way: notices are read only while there are some
+        self._watched = anyio.Event()
 
     def attach(self, handling: Handling) -> None:
         """Adopt taken events whose key is not their ``event_key`` through ``handling``."""
@@ -92,9 +100,7 @@ class QueueView:
     def queued_here(self, conversation_id: str, key: str, event: AnyEvent) -> None:
         """An event accepted here joined its conversation's queue: wake a ``wait``, and keep
         it parsed for the lane (bounded: another process's lane parses its own copy)."""
-        waker = self._wakers.pop(conversation_id, None)
-        if waker is not None:
-            waker.set()
+        self._wake(conversation_id)
         parsed = self._parsed
         if len(parsed) >= _PARSED_KEPT:
             parsed.clear()
@@ -128,25 +134,58 @@ class QueueView:
     async def wait(self, key: str, timeout: float | None, *, beyond: int = 0) -> bool:
         """Wait until more than ``beyond`` events are queued behind what was taken.
 
-        Events another process accepts are seen within ``_POLL`` seconds; those accepted
-        here at once. While Redis is out of reach nothing new arrives: it keeps waiting.
+        Events accepted here wake it at once; those another process accepts, as soon as
+        Redis's notice arrives (``listen``). While Redis is out of reach nothing new
+        arrives: it keeps waiting.
         """
         deadline = None if timeout is None else anyio.current_time() + timeout
+        self._watching += 1
+        self._watched.set()
+        try:
+            while True:
+                waker = self._wakers.get(key)
+                if waker is None:
+                    waker = self._wakers[key] = anyio.Event()
+                try:
+                    queued = await self._lanes.watch(key, _WATCH_TTL)
+                except StoreUnavailable:
+                    queued = 0  # nothing new can be accepted meanwhile either
+                if queued - 1 - len(self._taken.get(key, ())) > beyond:
+                    return True
+                left = _LOOK if deadline is None else min(_LOOK, deadline - anyio.current_time())
+                if left <= 0:
+                    return False
+                with anyio.move_on_after(left):
+                    await waker.wait()
+        finally:
+            self._watching -= 1
+
+    async def listen(self, outage: Callable[[StoreUnavailable], None]) -> None:
+        """Read Redis's notices for the queues waited on here, until cancelled.
+
+        Args:
+            outage: told when Redis cannot be reached (the loop retries with backoff).
+        """
+        delay = 0.05
         while True:
+            while not self._watching:
+                self._watched = anyio.Event()
+                await self._watched.wait()
             try:
-                queued = await self._lanes.queued(key)
-            except StoreUnavailable:
-                queued = 0  # nothing new can be accepted meanwhile either; look again later
-            if queued - 1 - len(self._taken.get(key, ())) > beyond:
-                return True
-            left = _POLL if deadline is None else min(_POLL, deadline - anyio.current_time())
-            if left <= 0:
-                return False
-            waker = self._wakers.get(key)
-            if waker is None:
-                waker = self._wakers[key] = anyio.Event()
-            with anyio.move_on_after(left):
-                await waker.wait()
+                conversation_id = await self._lanes.next_wake(_LOOK)
+            except StoreUnavailable as exc:
+                outage(exc)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.05
+            if conversation_id is not None:
+                self._wake(conversation_id)
+
+    def _wake(self, conversation_id: str) -> None:
+        waker = self._wakers.pop(conversation_id, None)
+        if waker is not None:
+            waker.set()
 
     def _event(self, key: str, raw: bytes) -> AnyEvent | None:
         event = self._parsed.get(key)

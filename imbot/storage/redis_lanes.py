@@ -104,6 +104,7 @@ class RedisLanes:
         self._guard = store.guard
         self._run = store.scripts.run
         self._answers = self._prefix + "ans:" + self.token
+        self._wakes = self._prefix + "wake:" + self.token
 
     async def admit(
         self, key: str, raw: bytes, conversation_id: str, sender: str, *, force: bool = False
@@ -186,9 +187,26 @@ class RedisLanes:
         flat = await self._run(lua.PEEK, [self._prefix, conversation_id, start, stop])
         return [(_text(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    async def queued(self, conversation_id: str) -> int:
-        """How many events the conversation's queue holds (the running one included)."""
-        return int(await self.store.scripts.call("LLEN", f"{self._prefix}q:{conversation_id}"))
+    async def watch(self, conversation_id: str, ttl: float) -> int:
+        """Count the conversation's queue, and have events queued elsewhere noticed.
+
+        For ``ttl`` seconds, or until the first such event, another process queueing an
+        event for the conversation pushes it to this process's ``next_wake``.
+
+        Returns:
+            How many events the queue holds (the running one included).
+        """
+        args = [self._prefix, conversation_id, self.token, max(1, int(ttl * 1000))]
+        return int(await self._run(lua.WATCH, args))
+
+    async def next_wake(self, timeout: float) -> str | None:
+        """Wait up to ``timeout`` seconds for a watched conversation's notice; its id."""
+        with self._guard:
+            item = await self.store.client.blpop([self._wakes], timeout=timeout)
+        if item is None:
+            return None
+        value = item[1]
+        return value if isinstance(value, str) else bytes(value).decode()
 
     async def renew(self, conversation_ids: list[str]) -> tuple[list[str], list[str]]:
         """Extend this process's leases, taking back lapsed ones nobody else took.

@@ -15,6 +15,8 @@ Keys (``P`` is the prefix plus ``:``, ``imbot:`` by default)::
     P ask:<conv>:<who>  "<token>|<waiter>" while a ctx.ask waits for that sender (valid
                         only while <token> holds the conversation's lease)
     P ans:<token>       list of "<waiter>\\n<raw>": answers for one process's waiters
+    P watch:<conv>      "<token>" while a turn of that process waits on the queue (PX)
+    P wake:<token>      list of conversations: "an event joined the queue you watch"
 
 Scripts build key names from the prefix, so they need one Redis server (or a primary with
 replicas), not Redis Cluster. Times come from the server's clock (``TIME``), so processes on
@@ -42,6 +44,7 @@ __all__ = [
     "SAVE_STATE",
     "STARTED",
     "TAKEOVER",
+    "WATCH",
 ]
 
 _PROLOGUE = """
@@ -110,6 +113,15 @@ if redis.call('SET', P .. 'lease:' .. conv, token, 'NX', 'PX', lease_ms) then
   return {1, h[1], h[2], h[3], s[1], s[2]}
 end
 redis.call('ZADD', P .. 'active', 'NX', now_ms() + lease_ms, conv)
+local watch = P .. 'watch:' .. conv
+local watcher = redis.call('GET', watch)
+if watcher and watcher ~= token then
+  -- A turn elsewhere waits on this queue: one notice, and it watches again if it must.
+  redis.call('DEL', watch)
+  local box = P .. 'wake:' .. watcher
+  redis.call('RPUSH', box, conv)
+  redis.call('PEXPIRE', box, 60000)
+end
 return {2}
 """
 )
@@ -118,7 +130,8 @@ return {2}
 ARGV: prefix, key, raw, conv, token, lease_ms, ttl_s, sender ('' when it cannot answer an
 ask), want_state ('1'/'0'), force ('1' to queue an event already accepted). Answers
 ``{0}`` duplicate, ``{3}`` answered an ask, ``{2}`` queued (another lane runs the
-conversation), or a handout (this process now holds the lane).
+conversation; a turn watching it there gets a notice), or a handout (this process now
+holds the lane).
 """
 
 ADVANCE = (
@@ -203,6 +216,14 @@ return out
 """
 """The events queued in a conversation's queue from position start to stop (0 is the one
 running), as key, raw, key, raw... ARGV: prefix, conv, start, stop."""
+
+WATCH = """
+redis.call('SET', ARGV[1] .. 'watch:' .. ARGV[2], ARGV[3], 'PX', tonumber(ARGV[4]))
+return redis.call('LLEN', ARGV[1] .. 'q:' .. ARGV[2])
+"""
+"""Ask for a notice (in ``wake:<token>``) when another process queues an event for the
+conversation, and count its queue, in one step: nothing queued in between is missed.
+ARGV: prefix, conv, token, ttl_ms."""
 
 RENEW = (
     _PROLOGUE

@@ -12,43 +12,19 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import anyio
 import pytest
 import structlog
+from support.cluster import KEY, cluster_of, envelope, post, served
 
 from imbot import Bot, Context, MessageReceived
-from imbot.bot.cluster import Cluster
 from imbot.testing import eventually
 from imbot.testing.events import message_event, offline_client
 from imbot.webhooks import sign
-
-KEY = "whsec_cluster_tests"
-
-
-def envelope(conversation: str, text: str, *, sender: str = "+15555550100") -> bytes:
-    event = message_event(text, conversation_id=conversation, sender=sender)
-    return json.dumps(event.to_wire()).encode()
-
-
-async def post(http: aiohttp.ClientSession, port: int, body: bytes) -> int:
-    headers = {**sign(body, KEY), "Content-Type": "application/json"}
-    async with http.post(f"http://127.0.0.1:{port}/webhook", data=body, headers=headers) as r:
-        return r.status
-
-
-@asynccontextmanager
-async def served(bot: Bot) -> AsyncIterator[int]:
-    async with anyio.create_task_group() as tg:
-        port: int = await tg.start(bot.serve, "127.0.0.1", 0)
-        try:
-            yield port
-        finally:
-            bot.stop()
 
 
 def recording_bot(url: str, name: str, seen: list[tuple[str, str, str]], **options: Any) -> Bot:
@@ -61,12 +37,6 @@ def recording_bot(url: str, name: str, seen: list[tuple[str, str, str]], **optio
         ctx.state["count"] = ctx.state.get("count", 0) + 1
 
     return bot
-
-
-def cluster_of(bot: Bot) -> Cluster:
-    runtime = bot._runtime
-    assert runtime is not None and runtime.cluster is not None
-    return runtime.cluster
 
 
 def snapshot(items: list[Any]) -> Callable[[], Any]:
