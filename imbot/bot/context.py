@@ -25,6 +25,7 @@ import anyio.abc
 
 from imbot.bot.actions import Actions
 from imbot.bot.event_view import EventT_co
+from imbot.bot.inbox import event_key
 from imbot.bot.replies import Replies
 from imbot.errors import AskTimeout, ImbotError, SkipHandler
 from imbot.log import get_logger
@@ -65,6 +66,7 @@ class Context(Replies[EventT_co]):
     """
 
     __slots__ = (
+        "_asks",
         "_handler_name",
         "_log",
         "_services",
@@ -90,6 +92,7 @@ class Context(Replies[EventT_co]):
         self._key = key
         self._log: FilteringBoundLogger | None = None
         self._sends = 0
+        self._asks = 0  # questions asked so far: each one's answer is kept under its number
         self._state: ConversationState | None = None
         self._typing: list[Typing] = []
         self._handler_name: str | None = None
@@ -213,7 +216,16 @@ class Context(Replies[EventT_co]):
         self._mark_sent()
         if self._state is not None:
             await self._state.save()
-        asks = self._services.asks
+        services = self._services
+        key = self._key or event_key(self._event)
+        self._asks += 1
+        record = f"imbot.ask:{key}:{self._asks}"
+        kept = await services.kept_answer(key, record)
+        if kept is not None:  # this handling runs again, and the human answered already
+            if prompt is not None or media is not None:
+                self._sends += 1  # its prompt went out then: later sends keep their keys
+            return kept
+        asks = services.asks
         waiter = asks.open(conversation_id, sender)
         try:
             await asks.registered(waiter)  # with several processes: before the prompt leaves
@@ -225,6 +237,7 @@ class Context(Replies[EventT_co]):
             asks.close(conversation_id, sender, waiter)
         if waiter.message is None:
             raise AskTimeout(timeout, conversation_id)
+        await services.keep_answer(key, record, waiter.message)
         return waiter.message
 
     async def load_state(self) -> ConversationState:

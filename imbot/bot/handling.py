@@ -203,6 +203,7 @@ class Handling:
                 await self._inbox.complete(key)
             except Exception:
                 _log.exception("inbox.complete failed", event_id=event.id)
+            await self._services.forget_answers(key)
         finally:
             left = turns.end(event) if turns is not None else None
         if left:  # a turn taken on a retry routed its first message elsewhere: one by one

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from imbot.bot.state import ConversationState, load_state, load_state_nowait
+from imbot.log import get_logger
+from imbot.models import Message
 from imbot.storage.base import InstantStateStore
 
 if TYPE_CHECKING:
@@ -18,10 +20,11 @@ if TYPE_CHECKING:
     from imbot.bot.bubbles import Bubbles
     from imbot.bot.pacing import Pacing
     from imbot.client import InkboxClient
-    from imbot.models import Message
     from imbot.storage.base import StateStore
 
 __all__ = ["Services"]
+
+_log = get_logger("imbot")
 
 
 class Services:
@@ -37,6 +40,7 @@ class Services:
     """
 
     __slots__ = (
+        "_answers",
         "_identity_id",
         "_instant",
         "_store",
@@ -67,6 +71,7 @@ class Services:
         self._instant = state_store if isinstance(state_store, InstantStateStore) else None
         self.loads_by_awaiting = self._instant is None
         self._identity_id: str | None = None
+        self._answers: dict[str, list[str]] = {}  # a handling's key -> its kept answers
 
     @property
     def pacing(self) -> Pacing:
@@ -118,3 +123,34 @@ class Services:
                 if len(identities) == 1:
                     self._identity_id = identities[0].id
         return self._identity_id
+
+    # ------------------------------------------------------------------ ctx.ask answers
+
+    async def kept_answer(self, key: str, record: str) -> Message | None:
+        """The answer an earlier run of this handling got to the same question, if kept.
+
+        A handling runs again after a transient error or a crash; its questions are asked
+        again (their prompts not sent twice), and the human answered already: the answer
+        was kept in the state store under ``record``.
+        """
+        data = await self._store.load(record)
+        if data is None:
+            return None
+        self._answers.setdefault(key, []).append(record)
+        return Message.model_validate(data["message"])
+
+    async def keep_answer(self, key: str, record: str, message: Message) -> None:
+        """Keep a question's answer until the handling ``key`` is done (``forget_answers``)."""
+        await self._store.save(record, {"message": message.to_wire()})
+        self._answers.setdefault(key, []).append(record)
+
+    async def forget_answers(self, key: str) -> None:
+        """The handling ``key`` is done: drop the answers it kept (a turn's ones too)."""
+        if not self._answers:
+            return
+        for owner in [k for k in self._answers if k == key or k.startswith(key + "+")]:
+            for record in self._answers.pop(owner):
+                try:
+                    await self._store.delete(record)
+                except Exception:  # a leftover is never read again: its handling is done
+                    _log.exception("could not drop a kept ctx.ask answer", record=record)

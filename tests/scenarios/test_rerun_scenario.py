@@ -2,23 +2,26 @@
 
 The first bot sends, then hangs until its shutdown drain cancels it, as a crash would end
 it: the event stays pending in the SQLite inbox. A second bot on the same inbox resumes it
-against the simulator, which holds the first run's sends under their idempotency keys.
+against the simulator, which holds the first run's sends under their idempotency keys. A
+question the human answered is not asked in vain the second time: its answer was kept.
 """
 
 from __future__ import annotations
 
 import pathlib
+import sqlite3
 import uuid
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
 import pytest
 
-from imbot import Bot, Context, MessageReceived
+from imbot import Bot, Context, HandlerRetry, MessageReceived
 from imbot.bot.inbox import open_inbox
 from imbot.client import InkboxClient
-from imbot.errors import IdempotencyKeyReused
+from imbot.errors import ConnectError, IdempotencyKeyReused
 from imbot.testing import SimAgent, eventually, serving, simulated
 
 HUMAN = "+15555550161"
@@ -199,3 +202,86 @@ async def test_a_turn_formed_again_with_the_same_messages_sends_nothing_twice(
             async with serving(agent, second):
                 await ran.wait()
             assert await agent.agent_texts(HUMAN) == ["on: one + two"]
+
+
+# --------------------------------------------------------------------------- ctx.ask
+
+
+def _asking(bot: Bot, *, then: Callable[[int], Awaitable[None]]) -> None:
+    """``bot`` asks for a name, runs ``then(run number)``, and greets."""
+    runs: list[int] = []
+
+    @bot.on_message()
+    async def greet(ctx: Context[MessageReceived]) -> None:
+        if ctx.text.startswith("connect"):
+            return
+        runs.append(len(runs) + 1)
+        name = await ctx.ask("Your name?", timeout=10)
+        await then(runs[-1])
+        await ctx.reply(f"hi {name.text}")
+
+
+async def test_an_answer_is_kept_for_the_retry_after_a_transient_error(
+    tmp_path: pathlib.Path,
+) -> None:
+    async def fail_once(run: int) -> None:
+        if run == 1:
+            raise ConnectError("the API is unreachable")
+
+    with anyio.fail_after(30):
+        async with simulated("retry") as agent:
+            bot = _bot(
+                agent,
+                f"sqlite:///{tmp_path}/inbox.db",
+                handler_retry=HandlerRetry(first_delay=0.05, max_delay=0.1),
+            )
+            errors = _errors(bot)
+            _asking(bot, then=fail_once)
+            async with serving(agent, bot):
+                await agent.connect(HUMAN)
+                await agent.text(HUMAN, "hello")
+                await eventually(lambda: agent.agent_texts(HUMAN), lambda t: t == ["Your name?"])
+                await agent.text(HUMAN, "Ada")
+                # The run again asks the same question: the human answered it already.
+                texts = await eventually(
+                    lambda: agent.agent_texts(HUMAN), lambda t: len(t) == 2, timeout=10
+                )
+    assert texts == ["Your name?", "hi Ada"]
+    assert errors == []
+
+
+async def test_an_answer_is_kept_across_a_crash_and_dropped_once_done(
+    tmp_path: pathlib.Path,
+) -> None:
+    inbox, state = f"sqlite:///{tmp_path}/inbox.db", f"sqlite:///{tmp_path}/state.db"
+    answered = anyio.Event()
+
+    async def die(run: int) -> None:
+        answered.set()
+        await anyio.sleep_forever()  # the shutdown drain cancels it, as a crash would end it
+
+    async def go_on(run: int) -> None:
+        pass
+
+    with anyio.fail_after(30):
+        async with simulated("crash") as agent:
+            first = _bot(agent, inbox, state=state, drain_timeout=0.05)
+            _asking(first, then=die)
+            async with serving(agent, first):
+                await agent.connect(HUMAN)
+                await agent.text(HUMAN, "hello")
+                await eventually(lambda: agent.agent_texts(HUMAN), lambda t: t == ["Your name?"])
+                await agent.text(HUMAN, "Ada")
+                await answered.wait()
+
+            second = _bot(agent, inbox, state=state)
+            _asking(second, then=go_on)
+            async with serving(agent, second):
+                texts = await eventually(
+                    lambda: agent.agent_texts(HUMAN), lambda t: len(t) == 2, timeout=10
+                )
+    assert texts == ["Your name?", "hi Ada"]
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        query = "SELECT COUNT(*) FROM state WHERE conversation_id LIKE 'imbot.ask:%'"
+        (kept,) = db.execute(query).fetchone()
+    assert kept == 0

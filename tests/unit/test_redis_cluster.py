@@ -205,6 +205,45 @@ async def test_ctx_ask_is_answered_through_the_other_runtime(redis_url: str) -> 
     assert answers[1] in ("a-plain:later", "b-plain:later")
 
 
+async def test_an_answer_outlives_the_asker_and_the_takeover_uses_it(redis_url: str) -> None:
+    got: list[str] = []
+    answered = anyio.Event()
+
+    def asking_bot(name: str, *, hang: bool) -> Bot:
+        bot = Bot(
+            client=offline_client(),
+            signing_key=KEY,
+            store=f"{redis_url}?lease=1",
+            drain_timeout=0.05,
+        )
+
+        @bot.on_message()
+        async def ask(ctx: Context[MessageReceived]) -> None:
+            answer = await ctx.ask(timeout=10)
+            got.append(f"{name}:{answer.content}")
+            if hang:  # it dies before its event is done: the stop cancels it
+                answered.set()
+                await anyio.sleep_forever()
+
+        return bot
+
+    a, b = asking_bot("a", hang=True), asking_bot("b", hang=False)
+    with anyio.fail_after(15):
+        async with served(b), aiohttp.ClientSession() as http:
+            async with served(a) as port_a:
+                assert await post(http, port_a, envelope("conv-k", "start")) == 200
+                await eventually(lambda: _open_asks(a), lambda n: n == 1)
+                assert await post(http, port_a, envelope("conv-k", "Ada")) == 200
+                await answered.wait()
+            # a stopped and handed the conversation over: b runs "start" again, and its
+            # question gets the answer a got, with nothing more from the human.
+            await eventually(snapshot(got), lambda g: len(g) == 2)
+            assert (
+                await cluster_of(b).lanes.store.scripts.call("KEYS", "imbot:st:imbot.ask:*") == []
+            )  # dropped once "start" was done
+    assert got == ["a:Ada", "b:Ada"]
+
+
 async def _open_asks(bot: Bot) -> int:
     return int(bot.health()["asks"])
 

@@ -9,6 +9,7 @@ same behaviour against the simulator, with replies and typing, is in
 from __future__ import annotations
 
 import pathlib
+import sqlite3
 from typing import Any
 
 import anyio
@@ -609,3 +610,39 @@ async def test_a_message_during_ctx_ask_saving_state_does_not_interrupt_the_run(
         (["second"], "done"),
     ]
     assert state == {"runs": 2}
+
+
+async def test_a_turns_ask_answer_is_kept_for_a_retry_and_dropped_once_done(
+    tmp_path: pathlib.Path,
+) -> None:
+    state = f"sqlite:///{tmp_path}/state.db"
+    bot = Bot(
+        client=offline_client(),
+        state=state,
+        handler_retry=HandlerRetry(first_delay=0.02, max_delay=0.05, deadline=5),
+    )
+    asked = anyio.Event()
+    got: list[tuple[list[str], str]] = []
+
+    @bot.on_turn(**FAST)
+    async def chat(ctx: Context[MessageReceived]) -> None:
+        assert ctx.turn is not None
+        asked.set()
+        answer = await ctx.ask(timeout=5)  # no prompt: nothing is sent
+        got.append((_texts(ctx.turn), answer.text))
+        if len(got) == 1:
+            raise ConnectError("the API is unreachable")
+
+    with anyio.fail_after(10):
+        async with bot:
+            await bot.feed(message_event("a"))
+            await bot.feed(message_event("b"))
+            await asked.wait()
+            await bot.feed(message_event("42"))
+            while len(got) < 2:
+                await anyio.sleep(0.02)
+    # The run again (a turn of two: its key is the turn's) got the answer it got before.
+    assert got == [(["a", "b"], "42"), (["a", "b"], "42")]
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        rows = db.execute("SELECT conversation_id FROM state").fetchall()
+    assert rows == []  # the kept answer went with the turn
