@@ -11,8 +11,10 @@ reads it and calls ``deliver``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -123,6 +125,8 @@ class SharedAskRegistry(AskRegistry):
     """
 
     __slots__ = (
+        "_chores",
+        "_chores_due",
         "_count",
         "_lanes",
         "_late",
@@ -144,10 +148,30 @@ class SharedAskRegistry(AskRegistry):
         self._count = 0
         self._late = 0
         self._wake = anyio.Event()
+        self._chores: deque[Callable[[], Coroutine[Any, Any, None]]] = deque()
+        self._chores_due: anyio.Event | None = None
 
     def bind(self, tg: anyio.abc.TaskGroup) -> None:
-        """Run registrations on ``tg`` (the cluster's task group)."""
+        """Run registrations on ``tg`` (the cluster's task group); call it from a task."""
         self._tg = tg
+        self._chores_due = anyio.Event()
+        tg.start_soon(self._run_chores, name="imbot.asks.chores")
+
+    def _later(self, chore: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        # A future's done-callback runs outside any task, where anyio cannot tell which
+        # event loop it is on (under plain asyncio.run): it only notes the work here.
+        self._chores.append(chore)
+        if self._chores_due is not None:
+            self._chores_due.set()
+
+    async def _run_chores(self) -> None:
+        assert self._tg is not None
+        while True:
+            while self._chores:
+                self._tg.start_soon(self._chores.popleft())
+            self._chores_due = anyio.Event()
+            if not self._chores:  # one noted between the two lines above is not missed
+                await self._chores_due.wait()
 
     @property
     def listening(self) -> bool:
@@ -186,13 +210,13 @@ class SharedAskRegistry(AskRegistry):
     ) -> None:
         token = waiter.token
         if done.cancelled() or done.exception() is not None:
-            if self._tg is not None and token in self._tokens:
-                self._tg.start_soon(self._register, conversation_id, sender, waiter)
+            if token in self._tokens:
+                self._later(partial(self._register, conversation_id, sender, waiter))
         elif token in self._tokens:
             self._now_registered(token)
-        elif waiter.message is None and self._tg is not None:
+        elif waiter.message is None:
             # Closed unanswered before Redis had it: take the question back.
-            self._tg.start_soon(self._unregister, conversation_id, sender, token)
+            self._later(partial(self._unregister, conversation_id, sender, token))
 
     async def registered(self, waiter: Waiter) -> None:
         """Return once Redis has the question (an answer reaching any process finds it).
