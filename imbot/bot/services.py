@@ -140,9 +140,20 @@ class Services:
         return Message.model_validate(data["message"])
 
     async def keep_answer(self, key: str, record: str, message: Message) -> None:
-        """Keep a question's answer until the handling ``key`` is done (``forget_answers``)."""
-        await self._store.save(record, {"message": message.to_wire()})
+        """Keep a question's answer until the handling ``key`` is done (``forget_answers``).
+
+        A store that fails here does not fail the handler: it has its answer, and only a
+        run again would miss it.
+        """
         self._answers.setdefault(key, []).append(record)
+        try:
+            await self._store.save(record, {"message": message.to_wire()})
+        except Exception as exc:
+            _log.warning(
+                "could not keep a ctx.ask answer; a run again would wait for it in vain",
+                record=record,
+                error=str(exc),
+            )
 
     async def forget_answers(self, key: str) -> None:
         """The handling ``key`` is done: drop the answers it kept (a turn's ones too)."""

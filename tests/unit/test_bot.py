@@ -18,6 +18,7 @@ from aiohttp import web
 from imbot import Bot, Context, MessageReceived, Router, Text
 from imbot.errors import ConfigError, SetupError
 from imbot.log import configure_logging, debug_enabled, set_debug
+from imbot.storage.memory import MemoryStateStore
 from imbot.testing.events import CONVERSATION_ID as CONVO
 from imbot.testing.events import message_event, offline_client, run_events
 from imbot.webhooks import sign
@@ -682,3 +683,32 @@ def test_the_argument_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("IMBOT_GC_TUNING", "0")
     seen = _run_and_watch_gc(monkeypatch, gc_tuning=True)
     assert seen["serving"] == GC_THRESHOLD
+
+
+class _StoreThatCannotKeepAnswers(MemoryStateStore):
+    """Conversation state works; keeping a ctx.ask answer fails (a store on a bad day)."""
+
+    async def save(self, conversation_id: str, data: dict[str, Any]) -> None:
+        if conversation_id.startswith("imbot.ask:"):
+            raise OSError("disk full")
+        await super().save(conversation_id, data)
+
+
+async def test_an_answer_that_cannot_be_kept_still_reaches_the_handler() -> None:
+    bot = Bot(client=offline_client(), state=_StoreThatCannotKeepAnswers())
+    got: list[str] = []
+    asking = anyio.Event()
+
+    @bot.command("quiz")
+    async def quiz(ctx: Context[MessageReceived]) -> None:
+        asking.set()
+        answer = await ctx.ask(timeout=5)
+        got.append(answer.text)
+
+    with anyio.fail_after(10), structlog.testing.capture_logs() as logs:
+        async with bot:
+            await bot.feed(message_event("quiz"))
+            await asking.wait()
+            await bot.feed(message_event("42"))
+    assert got == ["42"]
+    assert any(e["event"].startswith("could not keep a ctx.ask answer") for e in logs)
