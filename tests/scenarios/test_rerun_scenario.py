@@ -176,7 +176,7 @@ async def test_a_turn_formed_again_with_the_same_messages_sends_nothing_twice(
 
             connected = anyio.Event()
 
-            @first.on_turn(quiet=0.3, max_wait=1)
+            @first.on_turn(quiet=1.0, max_wait=3)
             async def hang(ctx: Context[MessageReceived]) -> None:
                 if ctx.text.startswith("connect"):
                     connected.set()

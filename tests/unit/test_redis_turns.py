@@ -73,7 +73,7 @@ def turn_bot(url: str, runs: list[tuple[int, list[str]]], *, think: float = 0.0)
     """A bot whose turn handler notes each run (restarts, texts), thinking ``think`` s first."""
     bot = Bot(client=offline_client(), signing_key=KEY, store=url, drain_timeout=5)
 
-    @bot.on_turn(quiet=0.5, max_wait=5)
+    @bot.on_turn(quiet=1.0, max_wait=5)
     async def chat(ctx: Context[MessageReceived]) -> None:
         assert ctx.turn is not None
         runs.append((ctx.turn.restarts, [m.text for m in ctx.turn.messages]))
