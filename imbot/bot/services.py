@@ -156,12 +156,9 @@ class Services:
             )
 
     async def forget_answers(self, key: str) -> None:
-        """The handling ``key`` is done: drop the answers it kept (a turn's ones too)."""
-        if not self._answers:
-            return
-        for owner in [k for k in self._answers if k == key or k.startswith(key + "+")]:
-            for record in self._answers.pop(owner):
-                try:
-                    await self._store.delete(record)
-                except Exception:  # a leftover is never read again: its handling is done
-                    _log.exception("could not drop a kept ctx.ask answer", record=record)
+        """The handling ``key`` (a context's key) is done: drop the answers it kept."""
+        for record in self._answers.pop(key, ()) if self._answers else ():
+            try:
+                await self._store.delete(record)
+            except Exception:  # a leftover is never read again: its handling is done
+                _log.exception("could not drop a kept ctx.ask answer", record=record)

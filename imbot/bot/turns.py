@@ -158,6 +158,7 @@ class TurnRunner:
         return True
 
     async def _complete(self, record: _Open) -> None:
+        await self._services.forget_answers(_send_key(record))  # the runs' ctx.ask answers
         for key, _ in record.absorbed:
             try:
                 await self._inbox.complete(key)
