@@ -201,12 +201,8 @@ class RedisLanes:
 
     async def next_wake(self, timeout: float) -> str | None:
         """Wait up to ``timeout`` seconds for a watched conversation's notice; its id."""
-        with self._guard:
-            item = await self.store.client.blpop([self._wakes], timeout=timeout)
-        if item is None:
-            return None
-        value = item[1]
-        return value if isinstance(value, str) else bytes(value).decode()
+        notice = await self._pop(self._wakes, timeout)
+        return None if notice is None else notice.decode()
 
     async def renew(self, conversation_ids: list[str]) -> tuple[list[str], list[str]]:
         """Extend this process's leases, taking back lapsed ones nobody else took.
@@ -273,14 +269,20 @@ class RedisLanes:
         Returns:
             ``(waiter, raw)``, or ``None`` when none came.
         """
+        data = await self._pop(self._answers, timeout)
+        if data is None:
+            return None
+        waiter, _, raw = data.partition(b"\n")
+        return waiter.decode(), raw
+
+    async def _pop(self, name: str, timeout: float) -> bytes | None:
+        """Wait up to ``timeout`` seconds for the first item of one of this process's lists."""
         with self._guard:
-            item = await self.store.client.blpop([self._answers], timeout=timeout)
+            item = await self.store.client.blpop([name], timeout=timeout)
         if item is None:
             return None
         value = item[1]
-        data = value.encode() if isinstance(value, str) else bytes(value)
-        waiter, _, raw = data.partition(b"\n")
-        return waiter.decode(), raw
+        return value.encode() if isinstance(value, str) else bytes(value)
 
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless Redis answers."""
