@@ -121,6 +121,38 @@ async def test_a_rerun_whose_identity_cannot_be_told_reports_the_reused_key(
             assert await agent.agent_texts(HUMAN) == [sent]  # nothing sent twice
 
 
+def _on(ctx: Context[MessageReceived]) -> str:
+    return f"on: {ctx.text.replace(chr(10), ' + ')}"
+
+
+def _answers_then_hangs(bot: Bot, **options: Any) -> anyio.Event:
+    """``bot``'s turns answer, then hang until the stop cancels them (as a crash would end
+    them); the connect message's turn only sets the event returned."""
+    connected = anyio.Event()
+
+    @bot.on_turn(**options)
+    async def hang(ctx: Context[MessageReceived]) -> None:
+        if ctx.text.startswith("connect"):
+            connected.set()
+            return
+        await ctx.reply(_on(ctx))
+        await anyio.sleep_forever()
+
+    return connected
+
+
+def _answers(bot: Bot) -> anyio.Event:
+    """``bot``'s turns answer; the event returned is set once one did."""
+    ran = anyio.Event()
+
+    @bot.on_turn(quiet=0.1, max_wait=0.5)
+    async def chat(ctx: Context[MessageReceived]) -> None:
+        await ctx.reply(_on(ctx))
+        ran.set()
+
+    return ran
+
+
 async def test_a_turn_formed_again_with_a_late_message_answers_it_too(
     tmp_path: pathlib.Path,
 ) -> None:
@@ -128,16 +160,7 @@ async def test_a_turn_formed_again_with_a_late_message_answers_it_too(
     with anyio.fail_after(30):
         async with simulated("late") as agent:
             first = _bot(agent, inbox, drain_timeout=0.05)
-
-            connected = anyio.Event()
-
-            @first.on_turn(quiet=0.1, max_wait=0.5, interrupt=False)
-            async def hang(ctx: Context[MessageReceived]) -> None:
-                if ctx.text.startswith("connect"):
-                    connected.set()
-                    return
-                await ctx.reply(f"on: {ctx.text.replace(chr(10), ' + ')}")
-                await anyio.sleep_forever()
+            connected = _answers_then_hangs(first, quiet=0.1, max_wait=0.5, interrupt=False)
 
             async with serving(agent, first):
                 await agent.connect(HUMAN)
@@ -152,11 +175,7 @@ async def test_a_turn_formed_again_with_a_late_message_answers_it_too(
 
             second = _bot(agent, inbox)
             errors = _errors(second)
-
-            @second.on_turn(quiet=0.1, max_wait=0.5)
-            async def chat(ctx: Context[MessageReceived]) -> None:
-                await ctx.reply(f"on: {ctx.text.replace(chr(10), ' + ')}")
-
+            _answers(second)
             async with serving(agent, second):
                 texts = await eventually(
                     lambda: agent.agent_texts(HUMAN), lambda t: len(t) == 2, timeout=10
@@ -173,16 +192,7 @@ async def test_a_turn_formed_again_with_the_same_messages_sends_nothing_twice(
     with anyio.fail_after(30):
         async with simulated("same") as agent:
             first = _bot(agent, inbox, drain_timeout=0.05)
-
-            connected = anyio.Event()
-
-            @first.on_turn(quiet=1.0, max_wait=3)
-            async def hang(ctx: Context[MessageReceived]) -> None:
-                if ctx.text.startswith("connect"):
-                    connected.set()
-                    return
-                await ctx.reply(f"on: {ctx.text.replace(chr(10), ' + ')}")
-                await anyio.sleep_forever()
+            connected = _answers_then_hangs(first, quiet=1.0, max_wait=3)
 
             async with serving(agent, first):
                 await agent.connect(HUMAN)
@@ -192,13 +202,7 @@ async def test_a_turn_formed_again_with_the_same_messages_sends_nothing_twice(
                 await eventually(lambda: agent.agent_texts(HUMAN), lambda t: t == ["on: one + two"])
 
             second = _bot(agent, inbox)
-            ran = anyio.Event()
-
-            @second.on_turn(quiet=0.1, max_wait=0.5)
-            async def chat(ctx: Context[MessageReceived]) -> None:
-                await ctx.reply(f"on: {ctx.text.replace(chr(10), ' + ')}")
-                ran.set()
-
+            ran = _answers(second)
             async with serving(agent, second):
                 await ran.wait()
             assert await agent.agent_texts(HUMAN) == ["on: one + two"]
