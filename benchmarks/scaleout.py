@@ -44,7 +44,7 @@ from benchmarks.driver import (
     plan_events,
     sign_all,
 )
-from benchmarks.load import SECRET, Stub, _score_replies, start_stub, summarize
+from benchmarks.load import SECRET, LoadConfig, Stub, _score_replies, start_stub, summarize
 from benchmarks.redis_proc import RedisProc, redis_binary
 from benchmarks.report import Row, fmt, ratio_of, verdict
 
@@ -78,14 +78,11 @@ SETUPS = (
 
 
 @dataclass(frozen=True, slots=True)
-class ScaleConfig:
-    """Sizes of the scale-out benchmark."""
+class ScaleConfig(LoadConfig):
+    """Sizes of the scale-out benchmark: the load test's, with fewer rounds (three setups
+    each) and more patience (several processes start, and Redis)."""
 
-    n: int = 3000
-    concurrency: int = 64
     rounds: int = 3
-    warmup: int = 300
-    conversations: int = 0  # 0 = n // 10
     straggler_timeout: float = 10.0
     start_timeout: float = 30.0
 
