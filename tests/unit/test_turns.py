@@ -34,6 +34,7 @@ from imbot.bot.state import load_state, open_state_store
 from imbot.routing.turns import TurnOptions
 from imbot.storage.memory import MemoryStateStore
 from imbot.testing import (
+    eventually,
     message_event,
     offline_client,
     reaction_event,
@@ -602,14 +603,15 @@ async def test_a_message_during_ctx_ask_saving_state_does_not_interrupt_the_run(
             await bot.feed(message_event("second"))
             await anyio.sleep(FAST["quiet"] * 2)  # the interruption watcher has seen it
             store.release.set()
-            while len(turns.finished) < 2:
-                await anyio.sleep(0.02)
-            state = await bot.conversation_state(CONVERSATION_ID)
+            # The state is saved after the handler returns (and after the turn log has
+            # marked its run done): wait for the save, not for the log.
+            await eventually(
+                lambda: bot.conversation_state(CONVERSATION_ID), lambda s: s == {"runs": 2}
+            )
     assert [(r.texts, r.outcome) for r in turns.runs] == [
         (["first"], "done"),
         (["second"], "done"),
     ]
-    assert state == {"runs": 2}
 
 
 async def test_a_turns_ask_answer_is_kept_for_a_retry_and_dropped_once_done(
