@@ -70,7 +70,8 @@ class TurnRun:
         reactions: the kinds of the turn's tapbacks.
         restarts: ``ctx.turn.restarts`` when the run started.
         outcome: ``running``; ``done`` (returned); ``cancelled`` (a new message interrupted
-            it, or the bot stopped); ``raised`` (an exception left the handler).
+            it, or the bot stopped); ``raised`` (an exception left the handler). The run's
+            state is saved just after it ends: ``await harness.settle()`` before reading it.
     """
 
     handler: str | None
