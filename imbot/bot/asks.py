@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
+from imbot.bot.retry import Backoff
 from imbot.errors import ImbotError, MalformedEvent, StoreUnavailable
 from imbot.events import MessageReceived, parse_event
 from imbot.log import get_logger
@@ -256,17 +257,16 @@ class SharedAskRegistry(AskRegistry):
                 message.
             outage: told when Redis cannot be reached (the loop retries with backoff).
         """
-        delay = 0.05
+        backoff = Backoff()
         while True:
             await self.wait_listening()
             try:
                 answer = await self._lanes.next_answer(1.0)
             except StoreUnavailable as exc:
                 outage(exc)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await backoff.pause()
                 continue
-            delay = 0.05
+            backoff.reset()
             if answer is not None and not self.deliver(*answer):
                 await requeue(answer[1])
 
@@ -297,20 +297,19 @@ class SharedAskRegistry(AskRegistry):
         return True
 
     async def _register(self, conversation_id: str, sender: str, waiter: Waiter) -> None:
-        delay = 0.1
+        backoff = Backoff(0.1, 2.0)
         token = waiter.token
         while token in self._tokens:
             try:
                 await self._lanes.ask_open(conversation_id, sender, token)
             except StoreUnavailable as exc:
-                if delay == 0.1:
+                if not backoff.failures:
                     _log.warning(
                         "ctx.ask cannot register its question yet; retrying",
                         conversation_id=conversation_id,
                         error=str(exc),
                     )
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await backoff.pause()
                 continue
             if token in self._tokens:
                 self._now_registered(token)

@@ -37,6 +37,7 @@ import anyio.lowlevel
 from imbot.bot.asks import SharedAskRegistry, ask_sender
 from imbot.bot.cluster_lanes import LaneInbox, QueueView
 from imbot.bot.inbox import Inbox, event_key
+from imbot.bot.retry import Backoff
 from imbot.errors import MalformedEvent, SetupError, StoreUnavailable
 from imbot.events import AnyEvent, MessageReceived, parse_event
 from imbot.log import get_logger
@@ -56,7 +57,6 @@ _log = get_logger("imbot")
 
 _TAKE_BATCH = 64  # conversations claimed per takeover call
 _RENEW_BATCH = 1000  # leases renewed per script call
-_MAX_BACKOFF = 5.0
 
 
 class Cluster:
@@ -257,14 +257,13 @@ class Cluster:
         state: tuple[str, int] | None = None,
     ) -> int | Handout:
         """``lanes.advance``, retried until Redis answers (the lane waits meanwhile)."""
-        delay = 0.05
+        backoff = Backoff()
         while True:
             try:
                 result = await self.lanes.advance(conversation, done, release=release, state=state)
             except StoreUnavailable as exc:
                 self._outage(exc)
-                await anyio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, _MAX_BACKOFF)
+                await backoff.pause()
                 continue
             self._up()
             return result
@@ -354,17 +353,16 @@ class Cluster:
         return True
 
     async def _takeover_loop(self) -> None:
-        delay = 0.05
+        backoff = Backoff()
         while True:
             try:
                 if await self.take_over() >= _TAKE_BATCH:
                     await anyio.lowlevel.checkpoint()
                     continue
-                delay = 0.05
+                backoff.reset()
             except StoreUnavailable as exc:
                 self._outage(exc)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF)
+                await backoff.pause()
                 continue
             await anyio.sleep(self._lease / 2 * random.uniform(0.75, 1.25))
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from imbot.bot.inbox import Inbox, event_key
+from imbot.bot.retry import Backoff
 from imbot.errors import MalformedEvent, StoreUnavailable
 from imbot.events import AnyEvent, parse_event
 from imbot.log import get_logger
@@ -166,7 +167,7 @@ class QueueView:
         Args:
             outage: told when Redis cannot be reached (the loop retries with backoff).
         """
-        delay = 0.05
+        backoff = Backoff()
         while True:
             while not self._watching:
                 self._watched = anyio.Event()
@@ -175,10 +176,9 @@ class QueueView:
                 conversation_id = await self._lanes.next_wake(_LOOK)
             except StoreUnavailable as exc:
                 outage(exc)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await backoff.pause()
                 continue
-            delay = 0.05
+            backoff.reset()
             if conversation_id is not None:
                 self._wake(conversation_id)
 

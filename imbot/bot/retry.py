@@ -5,6 +5,9 @@ A handler that raises a transient error (the API unreachable or timed out, a 429
 after a growing delay (honouring ``Retry-After``), holding its conversation's lane so the
 conversation stays in order. Its sends keep their idempotency keys, so a reply that did go
 out is not sent twice. Past the deadline the event becomes a dead letter.
+
+``Backoff`` paces the loops that wait out a shared store (Redis) going away: the lanes,
+the takeover, the questions and the notices all pause the same way between tries.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-__all__ = ["HandlerRetry"]
+import anyio
+
+__all__ = ["Backoff", "HandlerRetry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +62,31 @@ class HandlerRetry:
         if retry_after is not None:
             wait = max(wait, retry_after)
         return min(self.max_delay, wait)
+
+
+class Backoff:
+    """Pauses between tries of a call that meets an outage, reset by a success.
+
+    Each pause doubles from ``first`` up to ``most``, with ±20 % jitter so that processes
+    that lost the store together do not all come back in the same instant.
+
+    Attributes:
+        failures: the pauses taken since the last ``reset`` (``0``: the first failure).
+    """
+
+    __slots__ = ("_delay", "_first", "_most", "failures")
+
+    def __init__(self, first: float = 0.05, most: float = 5.0) -> None:
+        self._first = self._delay = first
+        self._most = most
+        self.failures = 0
+
+    async def pause(self) -> None:
+        """Sleep before the next try; the pause after it is twice as long."""
+        self.failures += 1
+        await anyio.sleep(self._delay * random.uniform(0.8, 1.2))
+        self._delay = min(self._delay * 2, self._most)
+
+    def reset(self) -> None:
+        """The call went through: the next outage starts again from ``first``."""
+        self._delay, self.failures = self._first, 0

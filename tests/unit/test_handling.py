@@ -26,6 +26,7 @@ from imbot import (
     MessageReceived,
 )
 from imbot.bot.inbox import event_key
+from imbot.bot.retry import Backoff
 from imbot.testing import eventually, message_event, offline_client, serving, simulated
 from imbot.testing.events import CONVERSATION_ID
 
@@ -35,6 +36,26 @@ FAST = HandlerRetry(first_delay=0.02, max_delay=0.05, deadline=0.4)
 def unreachable_client() -> InkboxClient:
     """A client whose every call fails at once with ``ConnectError`` (a closed port)."""
     return InkboxClient(api_key="ApiKey_unit", base_url="http://127.0.0.1:9", max_attempts=1)
+
+
+async def test_outage_backoff_doubles_to_its_cap_and_starts_over_after_a_success(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the pauses asked for, without waiting them
+        asked.append(seconds)
+
+    monkeypatch.setattr(anyio, "sleep", sleep)
+    backoff = Backoff(0.1, 0.5)
+    for _ in range(5):
+        await backoff.pause()
+    assert backoff.failures == 5
+    backoff.reset()
+    assert backoff.failures == 0
+    await backoff.pause()
+    expected = [0.1, 0.2, 0.4, 0.5, 0.5, 0.1]
+    assert all(0.8 * e <= got <= 1.2 * e for got, e in zip(asked, expected, strict=True))
 
 
 def test_retry_delays_grow_honour_retry_after_and_stay_capped() -> None:
