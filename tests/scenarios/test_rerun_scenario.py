@@ -39,6 +39,11 @@ async def _pending(url: str) -> list[bytes]:
         await inbox.close()
 
 
+async def _texts_when(agent: SimAgent, accept: Callable[[list[str]], bool]) -> list[str]:
+    """The bot's texts to the human, once ``accept`` takes them."""
+    return await eventually(lambda: agent.agent_texts(HUMAN), accept)
+
+
 def _errors(bot: Bot) -> list[BaseException]:
     found: list[BaseException] = []
     bot.add_error_listener(lambda ctx, exc: found.append(exc))
@@ -60,7 +65,7 @@ async def _sent_then_crashed(agent: SimAgent, inbox: str) -> str:
     async with serving(agent, first):
         await agent.connect(HUMAN)
         await agent.text(HUMAN, "what now?")
-        sent = await eventually(lambda: agent.agent_texts(HUMAN), lambda t: len(t) == 1)
+        sent = await _texts_when(agent, lambda t: len(t) == 1)
     return sent[0]
 
 
@@ -92,9 +97,7 @@ async def test_a_rerun_that_would_say_something_else_keeps_what_was_sent(
                 second = Bot(agent.handle, client=admin, signing_key=agent.signing_key, inbox=inbox)
             errors = _second_thoughts(second)
             async with serving(agent, second):
-                texts = await eventually(
-                    lambda: agent.agent_texts(HUMAN), lambda t: len(t) == 2, timeout=10
-                )
+                texts = await _texts_when(agent, lambda t: len(t) == 2)
             # The first send is the one the human saw; the re-run went on from there.
             assert texts == [sent, f"then more (after {sent})"]
             assert errors == []
@@ -166,7 +169,7 @@ async def test_a_turn_formed_again_with_a_late_message_answers_it_too(
                 await agent.connect(HUMAN)
                 await connected.wait()
                 await agent.text(HUMAN, "first")
-                await eventually(lambda: agent.agent_texts(HUMAN), lambda t: t == ["on: first"])
+                await _texts_when(agent, lambda t: t == ["on: first"])
                 # Too late to join: the reply is out. It waits behind the running turn.
                 await agent.text(HUMAN, "second")
                 await eventually(
@@ -177,9 +180,7 @@ async def test_a_turn_formed_again_with_a_late_message_answers_it_too(
             errors = _errors(second)
             _answers(second)
             async with serving(agent, second):
-                texts = await eventually(
-                    lambda: agent.agent_texts(HUMAN), lambda t: len(t) == 2, timeout=10
-                )
+                texts = await _texts_when(agent, lambda t: len(t) == 2)
             # Formed again with the late message, the turn is a new one and answers both.
             assert texts == ["on: first", "on: first + second"]
             assert errors == []
@@ -199,7 +200,7 @@ async def test_a_turn_formed_again_with_the_same_messages_sends_nothing_twice(
                 await connected.wait()
                 await agent.text(HUMAN, "one")
                 await agent.text(HUMAN, "two")
-                await eventually(lambda: agent.agent_texts(HUMAN), lambda t: t == ["on: one + two"])
+                await _texts_when(agent, lambda t: t == ["on: one + two"])
 
             second = _bot(agent, inbox)
             ran = _answers(second)
@@ -244,12 +245,10 @@ async def test_an_answer_is_kept_for_the_retry_after_a_transient_error(
             async with serving(agent, bot):
                 await agent.connect(HUMAN)
                 await agent.text(HUMAN, "hello")
-                await eventually(lambda: agent.agent_texts(HUMAN), lambda t: t == ["Your name?"])
+                await _texts_when(agent, lambda t: t == ["Your name?"])
                 await agent.text(HUMAN, "Ada")
                 # The run again asks the same question: the human answered it already.
-                texts = await eventually(
-                    lambda: agent.agent_texts(HUMAN), lambda t: len(t) == 2, timeout=10
-                )
+                texts = await _texts_when(agent, lambda t: len(t) == 2)
     assert texts == ["Your name?", "hi Ada"]
     assert errors == []
 
@@ -274,16 +273,14 @@ async def test_an_answer_is_kept_across_a_crash_and_dropped_once_done(
             async with serving(agent, first):
                 await agent.connect(HUMAN)
                 await agent.text(HUMAN, "hello")
-                await eventually(lambda: agent.agent_texts(HUMAN), lambda t: t == ["Your name?"])
+                await _texts_when(agent, lambda t: t == ["Your name?"])
                 await agent.text(HUMAN, "Ada")
                 await answered.wait()
 
             second = _bot(agent, inbox, state=state)
             _asking(second, then=go_on)
             async with serving(agent, second):
-                texts = await eventually(
-                    lambda: agent.agent_texts(HUMAN), lambda t: len(t) == 2, timeout=10
-                )
+                texts = await _texts_when(agent, lambda t: len(t) == 2)
     assert texts == ["Your name?", "hi Ada"]
     with sqlite3.connect(tmp_path / "state.db") as db:
         query = "SELECT COUNT(*) FROM state WHERE conversation_id LIKE 'imbot.ask:%'"
